@@ -1,0 +1,59 @@
+# The two commands of the README:
+#   make serve   — install what the server needs, then serve the embedded BFCL suite on 127.0.0.1:50051
+#   make test    — install everything the tests need, then run the whole test suite (CPU)
+# Everything goes into a local virtualenv ($(VENV)); nothing is installed system-wide except
+# Debian's chromium for the HTML-report test (make test-deps).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+PYTEST_ARGS ?=
+
+.PHONY: serve test setup setup-dev test-deps check-protos protos bench clean
+
+$(VENV)/.core: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# torch first and pinned: this machine image carries the 2.13.0 CPU wheel; an unpinned
+	# torch would drag a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[train]'
+	# BFCL's wheel ships the data and backends we use, but pins huge provider SDKs: no deps.
+	$(PIP) install --no-deps bfcl-eval==2026.3.23
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) install -e '.[train,dev,serve-http]'
+	touch $@
+
+setup: $(VENV)/.core
+
+setup-dev: $(VENV)/.dev
+
+serve: setup
+	$(VENV)/bin/toolgym serve $(SERVE_ARGS)
+
+# Debian chromium renders the HTML eval report in its screenshot test (root needed to install).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	  else echo "chromium missing and not root: the HTML screenshot test will be skipped"; fi; }
+
+test: setup-dev test-deps check-protos
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+protos: setup-dev
+	PATH=$(VENV)/bin:$$PATH bash protos/gen.sh
+
+# Fails if the committed generated code differs from what the .proto files generate.
+check-protos: setup-dev
+	@tmp=$$(mktemp -d) && cp -r protos "$$tmp/" && PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash "$$tmp/protos/gen.sh" && \
+	  diff -r -x __pycache__ protos "$$tmp/protos" >/dev/null || { echo "protos/: generated code is stale — run 'make protos' and commit"; rm -rf "$$tmp"; exit 1; }; \
+	  rm -rf "$$tmp"; echo "protos: generated code up to date"
+
+bench: setup-dev
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

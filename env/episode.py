@@ -1,0 +1,266 @@
+"""One tool-use episode: prompt rendering, action parsing, sandboxed execution and reward.
+
+The in-process :class:`~toolgym.env.gym_env.ToolUseEnv` and the gRPC EnvService both drive
+this class, so a remote episode is the same episode as a local one for the same seed.
+
+Episode shapes by task kind:
+
+- ``ast`` / ``irrelevance`` / ``relevance`` (BFCL single-turn): one action ends the episode;
+  its calls are scored, not executed (BFCL ships no implementations for them).
+- ``multi_turn`` (BFCL stateful): calls run on the task's backends in the sandbox and their
+  results come back as the observation; an action without calls ends the user's turn and the
+  next user message follows; after the last turn the episode terminates.
+- ``final_answer``: calls run on the task's toolset (e.g. ``python``) until a final answer.
+
+Every episode also ends on a give-up or at ``max_steps`` (``truncated``). The terminal step
+carries the contract reward; intermediate steps carry optional shaping (immediate penalties
+scaled by ``shaping``; 0 by default, so the episode return equals the contract reward).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from toolgym.env.executor import ToolExecutor, ToolSession
+from toolgym.env.parsers import TEMPLATES, parse, render_observation, render_system_prompt
+from toolgym.env.reward.config import RewardConfig
+from toolgym.env.reward.engine import score_trajectory
+from toolgym.env.reward.multi_turn import GroundTruthReplay, MultiTurnVerdict, TurnRecord, check_multi_turn
+from toolgym.env.reward.trajectory import CallOutcome, ScoreResult, StepRecord, Trajectory
+from toolgym.env.types import Task, ToolSpec
+
+SINGLE_STEP_KINDS = frozenset({"ast", "irrelevance", "relevance"})
+
+
+@dataclass(frozen=True)
+class EpisodeOptions:
+    """What a reset asks for. The same options and seed always give the same episode."""
+
+    task_id: str | None = field(default=None, metadata={"help": "Fixed task id; None picks one with the seed."})
+    categories: tuple[str, ...] = field(default=(), metadata={"help": "Pick among these categories (empty = all)."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for task and template choice."})
+    template: str | None = field(default=None, metadata={"help": "Prompt/parse template; None = default or random."})
+    randomize_template: bool = field(default=False, metadata={"help": "Draw the template per episode (Meta-Agent diversity)."})
+    max_steps: int = field(default=32, metadata={"help": "Actions per episode before truncation."})
+    shaping: float = field(default=0.0, metadata={"help": "Scale of per-step shaping (immediate penalties); 0 = terminal reward only."})
+
+
+def select_task(tasks: Sequence[Task], seed: int) -> Task:
+    """Deterministic choice shared by local and remote envs (tasks sorted by id first)."""
+    if not tasks:
+        raise ValueError("no task matches the requested categories; check the names with `toolgym tasks`")
+    ordered = sorted(tasks, key=lambda t: t.id)
+    return ordered[int(np.random.default_rng(seed).integers(len(ordered)))]
+
+
+def select_template(seed: int, template: str | None, randomize: bool, default: str) -> str:
+    if template:
+        if template not in TEMPLATES:
+            raise ValueError(f"unknown template {template!r}; use one of {list(TEMPLATES)}")
+        return template
+    if randomize:
+        return TEMPLATES[int(np.random.default_rng([seed, 1]).integers(len(TEMPLATES)))]
+    return default
+
+
+def toolset_of(task: Task) -> tuple[str, dict[str, Any]] | None:
+    """Which sandboxed toolset serves the task's calls, if any."""
+    spec = task.metadata.get("toolset") if task.metadata else None
+    if isinstance(spec, dict) and spec.get("kind"):
+        return str(spec["kind"]), dict(spec.get("config") or {})
+    if task.kind == "multi_turn":
+        return "bfcl_multi_turn", {
+            "involved_classes": list(task.involved_classes),
+            "initial_config": task.initial_config,
+            "long_context": "long_context" in task.category,
+        }
+    if any(t.name == "python" for t in task.tools):
+        return "python", {}
+    return None
+
+
+@dataclass
+class StepOutcome:
+    observation: str
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    score: ScoreResult | None = None
+
+
+def _digest(state: dict[str, Any]) -> str:
+    return hashlib.blake2b(json.dumps(state, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
+
+
+class Episode:
+    """A single episode. Not thread-safe: the caller serialises steps of one episode."""
+
+    def __init__(self, task: Task, template: str, options: EpisodeOptions, reward: RewardConfig,
+                 executor: ToolExecutor | None, gt_replay: Any = None):
+        self.task = task
+        self.template = template
+        self.options = options
+        self.reward_config = reward
+        self._executor = executor
+        self._gt_replay = gt_replay  # callable(task) -> GroundTruthReplay, for multi_turn
+        self._session: ToolSession | None = None
+        self.steps: list[StepRecord] = []
+        self.turn = 0
+        self._turn_calls: list = []
+        self._turn_results: list[str] = []
+        self._turn_records: list[TurnRecord] = []
+        self._last_digest: str | None = None
+        self.done = False
+        self.final_score: ScoreResult | None = None
+
+    # ------------------------------------------------------------------ prompts
+    def _offered_tools(self, turn: int) -> list[ToolSpec]:
+        """Tools offered up to ``turn`` (BFCL miss_func holds some back until a later turn)."""
+        held: set[str] = set()
+        for t_idx, names in (self.task.missed_function or {}).items():
+            if int(t_idx) > turn:
+                held.update(names)
+        return [t for t in self.task.tools if t.name not in held]
+
+    def _turn_text(self, turn: int) -> str:
+        msgs = self.task.turns[turn] if turn < len(self.task.turns) else ()
+        return "\n".join(m.get("content", "") for m in msgs if m.get("role") != "system")
+
+    def start(self) -> tuple[str, dict[str, Any]]:
+        tools = self._offered_tools(0)
+        system = render_system_prompt(tools, self.template)
+        extra_system = "\n".join(m.get("content", "") for m in (self.task.turns[0] if self.task.turns else ()) if m.get("role") == "system")
+        if extra_system:
+            system = extra_system + "\n\n" + system
+        user = self._turn_text(0)
+        spec = toolset_of(self.task)
+        if spec is not None and self.task.kind not in SINGLE_STEP_KINDS:
+            if self._executor is None:
+                raise RuntimeError(f"task {self.task.id!r} needs the {spec[0]!r} toolset but no sandbox executor is configured")
+            self._session = self._executor.open(spec[0], spec[1])
+        info = {
+            "task_id": self.task.id,
+            "category": self.task.category,
+            "kind": self.task.kind,
+            "template": self.template,
+            "tools": [t.to_dict() for t in tools],
+            "system_prompt": system,
+            "user_prompt": user,
+            "turn": 0,
+            "num_turns": len(self.task.turns),
+        }
+        return f"{system}\n\nUser: {user}", info
+
+    # ------------------------------------------------------------------ stepping
+    def _execute(self, parsed) -> tuple[CallOutcome, ...]:
+        if self._session is None:
+            return ()
+        outcomes = []
+        for call in parsed.calls:
+            r = self._session.call(call.name, call.arguments)
+            digest = None
+            changed = None
+            if self.task.kind == "multi_turn":
+                digest = _digest(self._session.state())
+                changed = digest != self._last_digest
+                self._last_digest = digest
+            text = r.output if r.ok else (r.error or "error")
+            self._turn_calls.append(call)
+            self._turn_results.append(text)
+            outcomes.append(CallOutcome(call=call, ok=r.ok, output=r.output, error=r.error, timed_out=r.timed_out,
+                                        state_changed=changed, failed_precondition=bool(r.error) and _looks_precondition(r.error)))
+        return tuple(outcomes)
+
+    def _end_turn(self) -> None:
+        state = self._session.state() if self._session is not None else {}
+        self._turn_records.append(TurnRecord(calls=tuple(self._turn_calls), results=tuple(self._turn_results), state=state))
+        self._turn_calls, self._turn_results = [], []
+
+    def step(self, action: str) -> StepOutcome:
+        if self.done:
+            raise RuntimeError("episode is over; reset to start a new one")
+        parsed = parse(action, self.template)
+        if self._session is not None and self.task.kind == "multi_turn" and self._last_digest is None:
+            self._last_digest = _digest(self._session.state())
+        outcomes = self._execute(parsed) if parsed.calls else ()
+        rec = StepRecord(output=action, parsed=parsed, outcomes=outcomes, turn=self.turn,
+                         timed_out=any(o.timed_out for o in outcomes))
+        self.steps.append(rec)
+
+        kind = self.task.kind
+        terminated = False
+        observation = ""
+        if kind in SINGLE_STEP_KINDS or parsed.give_up:
+            terminated = True
+        elif parsed.calls:
+            observation = render_observation([(o.call.name, o.output if o.ok else f"Error: {o.error}") for o in outcomes]
+                                             if outcomes else [(c.name, "this task's tools are not executable") for c in parsed.calls],
+                                             self.template)
+        elif kind == "multi_turn":
+            self._end_turn()
+            self.turn += 1
+            if self.turn >= len(self.task.turns):
+                terminated = True
+            else:
+                new_tools = [t for t in self._offered_tools(self.turn) if t not in self._offered_tools(self.turn - 1)]
+                observation = f"User: {self._turn_text(self.turn)}"
+                if new_tools:
+                    observation = render_system_prompt(new_tools, self.template, instructions="New tools are available:") + "\n\n" + observation
+        else:
+            terminated = True  # a final answer (or plain text) ends a final_answer task
+        truncated = not terminated and len(self.steps) >= self.options.max_steps
+        info: dict[str, Any] = {"turn": self.turn, "step": len(self.steps), "calls": [c.name for c in parsed.calls]}
+        if parsed.issues:
+            info["parse_issues"] = [str(i) for i in parsed.issues]
+        if terminated or truncated:
+            return self._finish(observation, terminated, truncated, info)
+        reward = self._shaping(rec)
+        return StepOutcome(observation, reward, False, False, info)
+
+    def _shaping(self, rec: StepRecord) -> float:
+        if not self.options.shaping:
+            return 0.0
+        single = score_trajectory(self.task, Trajectory(steps=(rec,), multi_turn=_dummy_verdict(self.task)), self.reward_config)
+        return self.options.shaping * sum(single.penalties.values())
+
+    def _finish(self, observation: str, terminated: bool, truncated: bool, info: dict[str, Any]) -> StepOutcome:
+        verdict: MultiTurnVerdict | None = None
+        if self.task.kind == "multi_turn":
+            if len(self._turn_records) <= self.turn < len(self.task.turns):
+                self._end_turn()  # the turn in progress (truncation / give-up) is judged as it stands
+            replay: GroundTruthReplay = self._gt_replay(self.task)
+            verdict = check_multi_turn(self._turn_records, replay)
+        traj = Trajectory(steps=tuple(self.steps), truncated=truncated, multi_turn=verdict)
+        score = score_trajectory(self.task, traj, self.reward_config)
+        self.final_score = score
+        self.done = True
+        self.close()
+        info.update({"total": score.total, "components": dict(score.components), "penalties": dict(score.penalties),
+                     "valid": score.valid, "feedback": score.feedback})
+        return StepOutcome(observation, score.total, terminated, truncated, info, score)
+
+    def close(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.close()
+            finally:
+                self._session = None
+
+
+def _dummy_verdict(task: Task) -> MultiTurnVerdict | None:
+    # Shaping scores only the step's penalties; completion is not judged mid-episode.
+    return MultiTurnVerdict(ok=False, turns_ok=(), score=0.0) if task.kind == "multi_turn" else None
+
+
+_PRECONDITION_MARKERS = ("no such file", "not found", "does not exist", "no such", "not exist", "unknown id", "invalid id")
+
+
+def _looks_precondition(error: str) -> bool:
+    low = error.lower()
+    return any(m in low for m in _PRECONDITION_MARKERS)

@@ -1,0 +1,291 @@
+"""BFCL-style pythonic calls: ``[get_weather(city='Paris', days=3), math.hypot(x=4, y=5)]``.
+
+Parsed with :func:`ast.parse` and :func:`ast.literal_eval` on argument nodes only — model
+text is never evaluated. Accepted shapes (after optional surrounding whitespace / a
+```` ```python ```` fence):
+
+- a list (or tuple) of calls: ``[f(a=1), g(b='x')]``
+- a bare call: ``cd(folder='document')``
+- several calls, one per line (or separated by ``;``)
+
+Argument values must be literals: str, int, float, bool, None, lists, tuples (→ lists),
+dicts with string keys, negative numbers, nested. Anything else (a name, a call, an
+attribute, a set, bytes, complex) is an issue pointing at the value's line/column.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from toolgym.env.parsers._common import Collector, strip_fence
+from toolgym.env.types import ParseIssue, ToolCall, ToolParseError
+
+TEMPLATE = "pythonic"
+
+_literal_eval = ast.literal_eval
+
+
+class _Lines:
+    """Maps ast (lineno, utf-8 byte col_offset) positions to character offsets in the text."""
+
+    __slots__ = ("text", "starts", "lines")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.starts: list[int] | None = None
+        self.lines: list[str] | None = None
+
+    def offset(self, lineno: int | None, col: int | None) -> int:
+        if lineno is None or col is None:
+            return -1
+        text = self.text
+        if lineno == 1 and text.isascii():
+            return col
+        if self.starts is None:
+            starts = [0]
+            find = text.find
+            i = find("\n")
+            while i >= 0:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self.starts = starts
+        starts = self.starts
+        if lineno - 1 >= len(starts):
+            return len(text)
+        start = starts[lineno - 1]
+        end = starts[lineno] - 1 if lineno < len(starts) else len(text)
+        line = text[start:end]
+        if line.isascii():
+            return start + min(col, len(line))
+        return start + len(line.encode("utf-8", "surrogatepass")[:col].decode("utf-8", "replace"))
+
+    def char_offset(self, lineno: int, col: int) -> int:
+        """Offset of 0-based *character* column ``col`` on 1-based line ``lineno``."""
+        self.offset(lineno, 0)  # builds the line table when needed
+        if self.starts is None:
+            return col
+        idx = min(lineno - 1, len(self.starts) - 1)
+        return min(self.starts[idx] + max(col, 0), len(self.text))
+
+    def segment(self, node: ast.AST) -> tuple[int, str]:
+        start = self.offset(getattr(node, "lineno", None), getattr(node, "col_offset", None))
+        end = self.offset(getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None))
+        if start < 0 or end < start:
+            return start, ""
+        return start, self.text[start:end]
+
+
+def _dotted_name(node: ast.AST) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+class _NotJSON(Exception):
+    def __init__(self, what: str):
+        self.what = what
+
+
+def _to_json(value: Any) -> Any:
+    """Literal → JSON value (tuples become lists); raises :class:`_NotJSON` otherwise."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJSON(repr(value))
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _NotJSON(f"a dict key of type {type(k).__name__} ({k!r})")
+            out[k] = _to_json(v)
+        return out
+    raise _NotJSON(f"a {type(value).__name__} ({value!r})")
+
+
+def _call_nodes(tree: ast.Module) -> tuple[list[ast.AST], list[ast.AST]]:
+    """Split top-level statements into candidate call nodes and nodes that are not calls."""
+    calls: list[ast.AST] = []
+    bad: list[ast.AST] = []
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.Expr):
+            bad.append(stmt)
+            continue
+        v = stmt.value
+        if isinstance(v, (ast.List, ast.Tuple)):
+            for elt in v.elts:
+                (calls if isinstance(elt, ast.Call) else bad).append(elt)
+        elif isinstance(v, ast.Call):
+            calls.append(v)
+        else:
+            bad.append(v)
+    return calls, bad
+
+
+def parse_python_calls_lenient(
+    text: str, *, allow_positional: bool = False, template: str = TEMPLATE, base_offset: int = 0, full_text: str | None = None
+) -> tuple[list[ToolCall], list[ParseIssue]]:
+    """Parse pythonic calls, keeping the good ones and reporting the rest.
+
+    ``base_offset``/``full_text`` let a caller that sliced ``text`` out of a larger output
+    report issue positions relative to that output. Never raises for model text.
+    """
+    col = Collector(template, text if full_text is None else full_text)
+    parse_into(col, text, base_offset, allow_positional=allow_positional)
+    return col.calls, list(col.final_issues())
+
+
+def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positional: bool = False) -> None:
+    """Parse pythonic calls in ``text`` (found at ``base_offset`` of ``col.text``) into ``col``."""
+
+    def add(kind: str, message: str, off: int, fragment: str) -> None:
+        col.add(kind, message, off + base_offset if off >= 0 else -1, fragment)
+
+    src, shift = strip_fence(text)
+    try:
+        tree = ast.parse(src, mode="exec")
+    except SyntaxError as e:
+        lines = _Lines(src)
+        off = lines.char_offset(e.lineno, (e.offset or 1) - 1) if e.lineno else -1
+        msg = e.msg or "invalid syntax"
+        kind = "too_deep" if ("nested" in msg or "too many" in msg) else "invalid_syntax"
+        if "null bytes" in msg:
+            off = src.find("\x00")
+        add(kind, f"expected Python call syntax like [f(a=1)]: {msg}", off + shift if off >= 0 else -1, text)
+        return
+    except (RecursionError, MemoryError):
+        add("too_deep", "expression nested too deeply to parse", -1, text)
+        return
+    except UnicodeError as e:
+        off = getattr(e, "start", -1)
+        reason = getattr(e, "reason", str(e))
+        add("invalid_text", f"text is not valid Unicode: {reason}", off + shift if off >= 0 else -1, text)
+        return
+    except (ValueError, TypeError) as e:  # pragma: no cover - defensive
+        add("invalid_syntax", f"cannot parse as Python: {e}", -1, text)
+        return
+
+    lines = _Lines(src)
+    nodes, bad = _call_nodes(tree)
+    for node in bad:
+        off, seg = lines.segment(node)
+        add("not_a_call", f"expected a function call like f(a=1), got {type(node).__name__.lower()} {seg!r}", off + shift if off >= 0 else -1, seg)
+    for node in nodes:
+        if col.full:
+            col.dropped += 1
+            continue
+        assert isinstance(node, ast.Call)
+        _, raw = lines.segment(node)
+        name = _dotted_name(node.func)
+        if name is None:
+            f_off, f_seg = lines.segment(node.func)
+            add("wrong_type", f"expected a function name (optionally dotted like math.hypot), got {f_seg!r}", f_off + shift, raw)
+            continue
+        args: dict[str, Any] = {}
+        ok = True
+        for i, a in enumerate(node.args):
+            a_off, a_seg = lines.segment(a)
+            if not allow_positional or isinstance(a, ast.Starred):
+                add("positional_arg", f"expected keyword arguments only (name=value) in call to {name}, got positional argument {a_seg!r}", a_off + shift, raw)
+                ok = False
+                continue
+            try:
+                args[f"__arg{i}"] = _to_json(_literal_eval(a))
+            except _NotJSON as e:
+                add("wrong_type", f"argument {i} of {name}: expected a JSON-compatible literal, got {e.what}", a_off + shift, raw)
+                ok = False
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                add("non_literal", f"argument {i} of {name}: expected a literal value (string, number, bool, None, list, dict), got {a_seg!r}", a_off + shift, raw)
+                ok = False
+        for kw in node.keywords:
+            v_off, v_seg = lines.segment(kw.value)
+            if kw.arg is None:
+                add("wrong_type", f"expected name=value keyword arguments in call to {name}, got **{v_seg}", v_off + shift, raw)
+                ok = False
+                continue
+            try:
+                args[kw.arg] = _to_json(_literal_eval(kw.value))
+            except _NotJSON as e:
+                add("wrong_type", f"argument {kw.arg!r} of {name}: expected a JSON-compatible literal, got {e.what}", v_off + shift, raw)
+                ok = False
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                add("non_literal", f"argument {kw.arg!r} of {name}: expected a literal value (string, number, bool, None, list, dict), got {v_seg!r}", v_off + shift, raw)
+                ok = False
+        if ok:
+            col.calls.append(ToolCall(name=name, arguments=args, raw=raw))
+
+
+def parse_python_calls(text: str, *, allow_positional: bool = False) -> list[ToolCall]:
+    """Parse BFCL-style pythonic calls into :class:`ToolCall` values.
+
+    Raises :class:`ToolParseError` (with line/column issues) on any syntax error, positional
+    argument (unless ``allow_positional``: then stored as ``"__arg0"``, ``"__arg1"``, ...),
+    non-literal value, or top-level expression that is not a call. Empty text → ``[]``.
+    """
+    calls, issues = parse_python_calls_lenient(text, allow_positional=allow_positional)
+    if issues:
+        raise ToolParseError(issues)
+    return calls
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def is_identifier(name: str) -> bool:
+    """A Python keyword-argument name that parses back to itself (not a keyword, NFKC-stable)."""
+    import unicodedata
+
+    return name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
+
+
+def is_dotted_name(name: str) -> bool:
+    return bool(name) and all(is_identifier(p) for p in name.split("."))
+
+
+def _repr_value(value: Any) -> str:
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot render non-finite float {value!r} as a Python literal")
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_repr_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        parts = []
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"dict keys must be strings, got {k!r}")
+            parts.append(f"{k!r}: {_repr_value(v)}")
+        return "{" + ", ".join(parts) + "}"
+    raise ValueError(f"cannot render {type(value).__name__} as a JSON-compatible Python literal")
+
+
+def render_python_call(call: ToolCall) -> str:
+    """``name(a=1, b='x')``; raises ValueError when the name or an argument name can't round-trip."""
+    if not is_dotted_name(call.name):
+        raise ValueError(f"tool name {call.name!r} is not a (dotted) Python identifier; it cannot be written in the pythonic template")
+    parts = []
+    for k, v in call.arguments.items():
+        if not is_identifier(k):
+            raise ValueError(f"argument name {k!r} of {call.name!r} is not a Python identifier; it cannot be written in the pythonic template")
+        parts.append(f"{k}={_repr_value(v)}")
+    return f"{call.name}({', '.join(parts)})"
+
+
+def render_python_calls(calls: Sequence[ToolCall]) -> str:
+    """``[f(a=1), g(b='x')]`` — BFCL's format."""
+    return "[" + ", ".join(render_python_call(c) for c in calls) + "]"

@@ -1,0 +1,600 @@
+"""BFCL's AST matcher for single-turn call tasks (``task_completion`` of ``ast`` tasks).
+
+:func:`match_calls` decides whether a model's calls match a task's ground truth the way the
+Berkeley Function Calling Leaderboard's ``ast_checker`` does (``bfcl_eval/eval_checker/ast_eval``,
+Apache-2.0). This is an independent implementation of the same rules, written for speed (a few
+microseconds for a simple call) and for partial credit; ``tests/env/reward/test_bfcl_agreement.py``
+runs it side by side with BFCL's own checker over the BFCL v4 data.
+
+Rules (BFCL's, per ground-truth call ``{name: {param: [allowed values...]}}`` and model call):
+
+- **Name**: the model call's name must equal the ground-truth name exactly (BFCL only rewrites
+  ``.`` to ``_`` for providers whose API forbids dots; toolgym compares the names as given).
+- **Required**: every parameter in the tool schema's ``required`` must be present.
+- **Unexpected**: every parameter the model gives must be both in the schema and in the ground
+  truth; a schema parameter the ground truth does not list is unexpected.
+- **Omitted**: a ground-truth parameter may be left out only if its allowed values include ``""``.
+- **Types** (python): the schema type (BFCL's own, read from ``x-bfcl-type``) maps to a Python type
+  (string/any→str, integer→int, float→float, boolean→bool, array/tuple→list, dict→dict). The value's
+  type must be exactly that type (``bool`` is not ``int``), except that an ``int`` is accepted (and
+  converted) where a ``float`` is expected. Arrays/tuples also check their elements' types one
+  level deep against ``items``: every element must have the item type or the type of the first
+  allowed element, for at least one allowed list (an allowed value that is not a list, e.g. ``""``,
+  lets any list through; no int→float at this level).
+- **Variables**: when the first allowed value (``""`` skipped) has a type other than the schema's,
+  BFCL treats the parameter as a "variable": a value of the allowed value's type passes the type
+  check, and the value is then compared with plain Python ``in`` (no string normalisation).
+- **Values** (not a variable): strings are compared after *standardisation* (remove the characters
+  `` ,./-_*^``, lower-case, ``'``→``"``) with the standardised string allowed values; lists
+  element-wise with top-level string elements standardised (an allowed ``""`` stands for ``[]``);
+  dicts key by key against each allowed dict (standardised string values, unknown keys rejected,
+  missing keys allowed only when their allowed values include ``""``; one level deep, nested values
+  compare with ``==``); lists of dicts position by position against allowed lists of equal length;
+  everything else with Python ``in`` (so ``2 == 2.0``; NaN never equals anything).
+- **Counts and pairing**: one rule for simple/multiple/parallel/parallel_multiple: the number of
+  calls must equal the number of ground-truth calls and each ground-truth call must be paired with
+  a distinct model call that passes all of the above, in any order.
+
+Deliberate differences from BFCL
+--------------------------------
+1. **Optimal instead of greedy pairing.** BFCL's ``parallel_function_checker_no_order`` walks the
+   ground truth in order and gives each entry the *first* still-unused model call that passes, never
+   revisiting a choice. When one model call passes for two ground-truth entries, that greedy choice
+   can use up the only call a later entry could take, and BFCL rejects although a perfect pairing
+   exists. Example: ground truth ``[f(x∈{1,2}), f(x∈{1})]``, model ``[f(x=1), f(x=2)]``: BFCL gives
+   ``f(x=1)`` to the first entry, the second entry then only sees ``f(x=2)`` and fails; toolgym
+   pairs ``f(x=2)``↔first and ``f(x=1)``↔second and accepts. Every output BFCL accepts, toolgym
+   accepts (a greedy success is a perfect matching); the converse fails exactly in this situation:
+   a model call passing for more than one ground-truth entry with a greedy order that strands one.
+   The pairing is a maximum-weight assignment (``scipy.optimize.linear_sum_assignment``) that first
+   maximises the number of passing pairs, then the number of accepted parameters, then the number
+   of same-name pairs; a greedy pass is tried first and is the answer whenever it pairs everything.
+2. **Lookup by name.** BFCL's simple category checks the single call against the *first* function
+   of the task, whatever the ground truth's name; toolgym looks the schema up by the ground-truth
+   name (identical on BFCL data, where simple tasks offer one function with that name).
+3. **Defined where BFCL raises.** Where BFCL's checker would raise (an unknown type name, an
+   ``array`` without ``items``, an allowed value of a shape it indexes blindly, a dict checked
+   against a non-dict), toolgym answers instead: unknown/missing types are checked by value only
+   (no type rule), a missing ``items`` skips the element type check, malformed allowed values never
+   match. A ground-truth call naming a tool the task does not offer is a malformed task and raises
+   ``ValueError`` (the reward engine reports ``valid=False``).
+4. **Plain JSON Schema.** Without ``x-bfcl-type`` the JSON Schema ``type`` is used: ``number`` acts as
+   BFCL ``float``, ``object`` as ``dict``, ``null`` as ``NoneType``; a list of types takes the member
+   that fits the value (else the first non-null one).
+5. **Languages.** Only python is implemented. BFCL's java/javascript checkers first convert the
+   model's string values with regex-based type converters; :func:`match_calls` raises ``ValueError``
+   for those languages rather than guess.
+
+Partial credit: ``arg_accuracy`` is the fraction of expected (call, parameter) pairs accepted over
+the optimal assignment: a parameter counts when the paired call gives an accepted value for it, or
+omits it where omission is allowed (``""`` allowed and not schema-required). Unexpected extra
+parameters do not lower it (they fail ``ok``). When the ground truth has no parameters at all it is
+the fraction of ground-truth calls paired with a same-name call.
+
+Nothing here is global and mutable; no deep copies are made; values are never modified.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from toolgym.env.types import ToolCall, ToolSpec
+
+__all__ = ["AstVerdict", "match_calls", "standardize_string", "SUPPORTED_LANGUAGES"]
+
+SUPPORTED_LANGUAGES = ("python",)
+
+# ------------------------------------------------------------------------------------ constants
+
+# BFCL: re.sub(r"[ \,\.\/\-\_\*\^]", "", s).lower().replace("'", '"').  The removed characters are
+# ASCII and no character lower-cases into (or out of) them or into "'", so removing/replacing in
+# one translate() and lower-casing afterwards gives the same string (checked over all code points
+# in the tests).
+_STD_TABLE = str.maketrans({" ": None, ",": None, ".": None, "/": None, "-": None, "_": None,
+                            "*": None, "^": None, "'": '"'})
+
+
+def standardize_string(s: str) -> str:
+    """BFCL's string standardisation: drop `` ,./-_*^``, lower-case, ``'`` → ``"``."""
+    return s.translate(_STD_TABLE).lower()
+
+
+_NONE_TYPE = type(None)
+
+# BFCL python type names (plus aliases BFCL itself would reject) → Python type.
+_PY_TYPES: Mapping[str, type] = {
+    "string": str, "any": str, "integer": int, "float": float, "boolean": bool,
+    "array": list, "tuple": list, "dict": dict,
+    # aliases (BFCL's python checker raises KeyError on these)
+    "number": float, "bool": bool, "list": list, "object": dict, "null": _NONE_TYPE,
+    "str": str, "int": int,
+}
+_NESTED = frozenset(("array", "tuple", "list"))
+# JSON Schema type → BFCL type, used when a node has no "x-bfcl-type".
+_JSON_TO_BFCL: Mapping[str, str] = {
+    "string": "string", "integer": "integer", "number": "float", "boolean": "boolean",
+    "array": "array", "object": "dict", "null": "null",
+}
+
+# value-check result codes
+_OK, _TYPE, _NESTED_TYPE, _VALUE = 0, 1, 2, 3
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+_REPR.maxlevel = 3
+_MAX_ERRORS = 50
+
+
+def _r(v: Any) -> str:
+    try:
+        return _REPR.repr(v)
+    except Exception:  # pragma: no cover - a repr that raises must not break scoring
+        return f"<{type(v).__name__}>"
+
+
+# ------------------------------------------------------------------------------------ verdict
+
+
+@dataclass(frozen=True)
+class AstVerdict:
+    """The outcome of :func:`match_calls`."""
+
+    ok: bool
+    """BFCL would accept (up to the deliberate differences in the module docstring)."""
+    expected: int
+    """Number of expected (ground-truth) calls."""
+    matched: int
+    """Ground-truth calls paired with a fully passing model call in the optimal assignment."""
+    arg_accuracy: float
+    """Fraction of expected (call, param) pairs whose value is accepted, in [0, 1]."""
+    errors: tuple[str, ...] = ()
+    """Human-readable reasons (what was expected, what came); empty when ``ok``."""
+    assignment: tuple[tuple[int, int], ...] = ()
+    """(model call index, ground-truth index) pairs of the optimal assignment (same-name pairs only)."""
+
+
+# ------------------------------------------------------------------------------------ type resolution
+
+
+def _node_bfcl_type(node: Any, value: Any) -> str | None:
+    """The BFCL type name of a schema node (``x-bfcl-type`` first), or None when unknown."""
+    if type(node) is not dict:
+        return None
+    t = node.get("x-bfcl-type")
+    if t is not None:
+        return t if type(t) is str else None
+    t = node.get("type")
+    if type(t) is str:
+        return _JSON_TO_BFCL.get(t)
+    if type(t) is list and t:
+        first = None
+        tv = type(value)
+        for member in t:
+            b = _JSON_TO_BFCL.get(member) if type(member) is str else None
+            if b is None:
+                continue
+            py = _PY_TYPES[b]
+            if tv is py or (py is float and tv is int):
+                return b
+            if first is None and b != "null":
+                first = b
+        return first
+    return None
+
+
+def _first_type(allowed: Any) -> type | None:
+    """BFCL's get_possible_answer_type: type of the first allowed value that is not ``""``."""
+    for a in allowed:
+        if a != "":
+            return type(a)
+    return None
+
+
+# ------------------------------------------------------------------------------------ value checks
+
+
+def _str_ok(value: str, allowed: Any) -> bool:
+    s = value.translate(_STD_TABLE).lower()
+    for a in allowed:
+        if type(a) is str and a.translate(_STD_TABLE).lower() == s:
+            return True
+    return False
+
+
+def _std_seq(seq: Any) -> list:
+    return [x.translate(_STD_TABLE).lower() if type(x) is str else x for x in seq]
+
+
+def _list_ok(value: list, allowed: Any) -> bool:
+    sv = _std_seq(value)
+    n = len(sv)
+    for a in allowed:
+        ta = type(a)
+        if (ta is list or ta is str or ta is tuple) and len(a) == n and _std_seq(a) == sv:
+            return True
+    return False
+
+
+def _dict_ok(value: dict, allowed: Any) -> bool:
+    for a in allowed:
+        if type(a) is not dict:  # "" (omitted) is skipped; other shapes never match
+            continue
+        good = True
+        for k, v in value.items():
+            vals = a.get(k, _MISSING)
+            if vals is _MISSING:
+                good = False
+                break
+            if type(vals) is not list and type(vals) is not tuple and type(vals) is not str:
+                vals = (vals,)
+            sv = v.translate(_STD_TABLE).lower() if type(v) is str else v
+            if sv not in _std_seq(vals):
+                good = False
+                break
+        if good:
+            for k, vals in a.items():
+                if k not in value and not _contains_empty(vals):
+                    good = False
+                    break
+        if good:
+            return True
+    return False
+
+
+def _contains_empty(vals: Any) -> bool:
+    try:
+        return "" in vals
+    except TypeError:
+        return vals == ""
+
+
+class _Missing:
+    __slots__ = ()
+
+
+_MISSING = _Missing()
+
+
+def _list_dict_ok(value: list, allowed: Any) -> bool:
+    n = len(value)
+    for a in allowed:
+        ta = type(a)
+        if not (ta is list or ta is str or ta is tuple) or len(a) != n:
+            continue
+        for vi, ai in zip(value, a):
+            if type(vi) is not dict or not _dict_ok(vi, (ai,)):
+                break
+        else:
+            return True
+    return False
+
+
+def _nested_ok(value: list, allowed: Any, inner: type) -> bool:
+    """BFCL's one-level element type check for arrays/tuples."""
+    for a in allowed:
+        if type(a) is not list:
+            return True
+        ipa = _first_type(a)
+        for v in value:
+            tv = type(v)
+            if tv is not inner and tv is not ipa:
+                break
+        else:
+            return True
+    return False
+
+
+def _untyped_ok(value: Any, allowed: Any) -> bool:
+    """Our rule for parameters without a known type: compare by value, by the value's own kind."""
+    tv = type(value)
+    if tv is str:
+        return _str_ok(value, allowed)
+    if tv is list:
+        return _list_ok(value, allowed)
+    if tv is dict:
+        return _dict_ok(value, allowed)
+    for a in allowed:
+        ta = type(a)
+        # numbers compare across int/float, but a bool only equals a bool
+        if (ta is tv or (ta in (int, float) and tv in (int, float))) and a == value:
+            return True
+    return False
+
+
+def _check_value(value: Any, allowed: Any, node: Any) -> int:
+    """One parameter under BFCL's python rules: _OK, _TYPE, _NESTED_TYPE or _VALUE."""
+    if type(allowed) is not list and type(allowed) is not tuple:
+        return _VALUE  # malformed ground truth: nothing can match
+    t = _node_bfcl_type(node, value)
+    exp = _PY_TYPES.get(t) if t is not None else None
+    if exp is None:
+        return _OK if _untyped_ok(value, allowed) else _VALUE
+    tv = type(value)
+    if tv is int and exp is float:  # python's int → float auto-conversion
+        value = float(value)
+        tv = float
+    elif tv is tuple and t == "tuple":
+        value = list(value)
+        tv = list
+    pa = _first_type(allowed)
+    is_var = pa is not None and pa is not exp
+    inner: type | None = None
+    if tv is exp:
+        if t in _NESTED:
+            items = node.get("items")
+            it = _node_bfcl_type(items, None) if items is not None else None
+            inner = _PY_TYPES.get(it) if it is not None else None
+            if inner is not None and not _nested_ok(value, allowed, inner):
+                return _NESTED_TYPE
+    elif pa is not None and tv is pa:
+        is_var = True
+    else:
+        return _TYPE
+    if not is_var:
+        if exp is str:
+            return _OK if _str_ok(value, allowed) else _VALUE
+        if exp is dict:
+            return _OK if _dict_ok(value, allowed) else _VALUE
+        if exp is list:
+            if inner is dict:
+                return _OK if _list_dict_ok(value, allowed) else _VALUE
+            return _OK if _list_ok(value, allowed) else _VALUE
+    try:
+        return _OK if value in allowed else _VALUE
+    except RecursionError:  # pragma: no cover - absurdly deep values
+        return _VALUE
+
+
+# ------------------------------------------------------------------------------------ one pair
+
+
+def _check_pair(args: Any, gt: Any, props: Mapping, required: Sequence) -> tuple[bool, int]:
+    """(passes BFCL's per-call check, number of ground-truth params accepted)."""
+    if type(args) is not dict:
+        if not isinstance(args, Mapping):
+            return False, 0
+        args = dict(args)
+    ok = True
+    acc = 0
+    for r in required:
+        if r not in args:
+            ok = False
+            break
+    for k, v in args.items():
+        allowed = gt.get(k, _MISSING)
+        node = props.get(k, _MISSING)
+        if allowed is _MISSING or node is _MISSING:
+            ok = False
+        elif _check_value(v, allowed, node) == _OK:
+            acc += 1
+        else:
+            ok = False
+    for k, allowed in gt.items():
+        if k not in args:
+            if _contains_empty(allowed) and k not in required:
+                acc += 1
+            else:
+                ok = False
+    return ok, acc
+
+
+def _explain_pair(args: Any, gt: Mapping, props: Mapping, required: Sequence, name: str, gt_name: str) -> list[str]:
+    """Reasons a pair fails (slow path, only for the final assignment of a failing verdict)."""
+    if name != gt_name:
+        return [f"function name {name!r} is not the expected {gt_name!r}"]
+    if not isinstance(args, Mapping):
+        return [f"arguments are a {type(args).__name__}, not an object"]
+    out: list[str] = []
+    for r in required:
+        if r not in args:
+            out.append(f"missing required parameter {r!r}")
+    for k, v in args.items():
+        allowed = gt.get(k, _MISSING)
+        node = props.get(k, _MISSING)
+        if node is _MISSING:
+            out.append(f"unexpected parameter {k!r} (not in the tool's schema)")
+            continue
+        if allowed is _MISSING:
+            out.append(f"unexpected parameter {k!r} (the expected call does not set it)")
+            continue
+        code = _check_value(v, allowed, node)
+        if code == _OK:
+            continue
+        t = _node_bfcl_type(node, v)
+        if code == _TYPE:
+            out.append(f"parameter {k!r}: expected type {t}, got {type(v).__name__} {_r(v)}")
+        elif code == _NESTED_TYPE:
+            items = node.get("items") if type(node) is dict else None
+            out.append(f"parameter {k!r}: elements of {_r(v)} do not all have type "
+                       f"{_node_bfcl_type(items, None)}")
+        else:
+            how = " (compared case-insensitively, ignoring ' ,./-_*^')" if type(v) is str else ""
+            out.append(f"parameter {k!r}: got {_r(v)}, expected one of {_r(allowed)}{how}")
+    for k, allowed in gt.items():
+        if k not in args and k not in required and not _contains_empty(allowed):
+            out.append(f"parameter {k!r} is missing (expected one of {_r(allowed)}; it may not be omitted)")
+    return out or ["does not match"]
+
+
+# ------------------------------------------------------------------------------------ assignment
+
+
+def _optimal_assignment(weights: dict[tuple[int, int], float], n_calls: int, n_exp: int) -> list[tuple[int, int]]:
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    w = np.zeros((n_calls, n_exp))
+    for (i, j), x in weights.items():
+        w[i, j] = x
+    rows, cols = linear_sum_assignment(w, maximize=True)
+    return [(int(i), int(j)) for i, j in zip(rows, cols) if (int(i), int(j)) in weights]
+
+
+def _fmt_call(name: str, args: Any) -> str:
+    return f"{name}({_r(args)})"
+
+
+def match_calls(
+    calls: Sequence[ToolCall],
+    possible_answers: Sequence[Mapping[str, Mapping[str, list]]],
+    tools: Sequence[ToolSpec],
+    *,
+    language: str = "python",
+) -> AstVerdict:
+    """Match a model's calls against BFCL possible answers (see the module docstring).
+
+    ``possible_answers`` is BFCL's ground truth: ``[{func_name: {param: [allowed values...]}}, ...]``.
+    ``tools`` are the task's tools; each ground-truth name must be one of them.
+    Raises ``ValueError`` for a malformed ground truth or an unsupported ``language``.
+    """
+    lang = str(getattr(language, "value", language) or "python").lower()
+    if lang not in SUPPORTED_LANGUAGES:
+        raise ValueError(
+            f"AST matching for language {language!r} is not implemented (supported: python); BFCL's "
+            "java/javascript checkers convert string values with their own type converters"
+        )
+    specs: dict[str, ToolSpec] = {}
+    for t in tools:
+        if t.name not in specs:  # BFCL's find_description takes the first with that name
+            specs[t.name] = t
+    exp: list[tuple[str, Mapping, Mapping, Sequence]] = []
+    by_name: dict[str, list[int]] = {}
+    n_params = 0
+    for j, ans in enumerate(possible_answers):
+        if not isinstance(ans, Mapping) or len(ans) != 1:
+            raise ValueError(f"ground truth #{j} must be a one-key mapping {{name: {{param: [values]}}}}, got {_r(ans)}")
+        ((gt_name, gt_params),) = ans.items()
+        spec = specs.get(gt_name)
+        if spec is None:
+            raise ValueError(f"ground truth #{j} calls {gt_name!r}, which is not among the task's tools")
+        if not isinstance(gt_params, Mapping):
+            raise ValueError(f"ground truth #{j} ({gt_name}) parameters must be a mapping, got {_r(gt_params)}")
+        params = spec.parameters if isinstance(spec.parameters, Mapping) else {}
+        props = params.get("properties") or {}
+        required = params.get("required") or ()
+        exp.append((gt_name, gt_params, props, required))
+        n_params += len(gt_params)
+        by_name.setdefault(gt_name, []).append(j)
+    n_exp = len(exp)
+    n_calls = len(calls)
+
+    # ---- fast path: one expected, one given
+    if n_exp == 1 and n_calls == 1:
+        gt_name, gt_params, props, required = exp[0]
+        call = calls[0]
+        if call.name == gt_name:
+            ok, acc = _check_pair(call.arguments, gt_params, props, required)
+            if ok:
+                return AstVerdict(True, 1, 1, 1.0, (), ((0, 0),))
+            accuracy = acc / n_params if n_params else 1.0
+            errors = tuple(f"call #0 {_fmt_call(call.name, call.arguments)}: {e}"
+                           for e in _explain_pair(call.arguments, gt_params, props, required, call.name, gt_name))
+            return AstVerdict(False, 1, 0, accuracy, errors, ((0, 0),))
+        errors = (f"call #0 is {call.name!r}, expected {gt_name!r}" + _case_hint(call.name, by_name),)
+        return AstVerdict(False, 1, 0, 0.0, errors, ())
+
+    # ---- general case: score every same-name pair
+    pair_ok: dict[tuple[int, int], bool] = {}
+    pair_acc: dict[tuple[int, int], int] = {}
+    passes: list[list[int]] = [[] for _ in range(n_exp)]  # gt j → model calls passing for it
+    for i, call in enumerate(calls):
+        js = by_name.get(call.name)
+        if not js:
+            continue
+        args = call.arguments
+        for j in js:
+            _, gt_params, props, required = exp[j]
+            ok, acc = _check_pair(args, gt_params, props, required)
+            pair_ok[(i, j)] = ok
+            pair_acc[(i, j)] = acc
+            if ok:
+                passes[j].append(i)
+
+    # greedy in ground-truth order (BFCL's own order); when it pairs everything it is optimal
+    assignment: list[tuple[int, int]] | None = None
+    if n_exp == n_calls:
+        used: set[int] = set()
+        greedy: list[tuple[int, int]] = []
+        for j in range(n_exp):
+            for i in passes[j]:
+                if i not in used:
+                    used.add(i)
+                    greedy.append((i, j))
+                    break
+            else:
+                break
+        if len(greedy) == n_exp:
+            assignment = greedy
+    if assignment is not None:
+        return AstVerdict(True, n_exp, n_exp, 1.0, (), tuple(sorted(assignment)))
+
+    if pair_ok:
+        # lexicographic weight: passing pairs ≫ accepted params ≫ same-name pairs
+        m = min(n_calls, n_exp)
+        b = m + 1
+        a = n_params * b + m + 1
+        weights = {p: (a if pair_ok[p] else 0) + pair_acc[p] * b + 1 for p in pair_ok}
+        assignment = _optimal_assignment(weights, n_calls, n_exp)
+    else:
+        assignment = []
+    matched = sum(1 for p in assignment if pair_ok[p])
+    ok = n_exp == n_calls and matched == n_exp
+    if n_params:
+        accuracy = sum(pair_acc[p] for p in assignment) / n_params
+    elif n_exp:
+        accuracy = len(assignment) / n_exp
+    else:
+        accuracy = 1.0 if n_calls == 0 else 0.0
+    assignment.sort()
+    if ok:  # only reachable when greedy order failed but a perfect matching exists
+        return AstVerdict(True, n_exp, matched, 1.0, (), tuple(assignment))
+
+    errors: list[str] = []
+    if n_calls != n_exp:
+        errors.append(f"expected {n_exp} call(s), got {n_calls}")
+    paired_calls = set()
+    paired_gt = set()
+    for i, j in assignment:
+        paired_calls.add(i)
+        paired_gt.add(j)
+        if pair_ok[(i, j)]:
+            continue
+        gt_name, gt_params, props, required = exp[j]
+        call = calls[i]
+        for e in _explain_pair(call.arguments, gt_params, props, required, call.name, gt_name):
+            errors.append(f"call #{i} {_fmt_call(call.name, call.arguments)} vs expected #{j}: {e}")
+            if len(errors) > _MAX_ERRORS:
+                break
+        if len(errors) > _MAX_ERRORS:
+            break
+    for j in range(n_exp):
+        if len(errors) > _MAX_ERRORS:
+            break
+        if j not in paired_gt:
+            gt_name, gt_params, _, _ = exp[j]
+            errors.append(f"expected call #{j} {_fmt_call(gt_name, gt_params)} has no matching call")
+    for i, call in enumerate(calls):
+        if len(errors) > _MAX_ERRORS:
+            break
+        if i not in paired_calls:
+            if call.name in by_name:
+                errors.append(f"call #{i} {_fmt_call(call.name, call.arguments)} is surplus")
+            else:
+                errors.append(f"call #{i} {call.name!r} is not an expected function" + _case_hint(call.name, by_name))
+    if len(errors) > _MAX_ERRORS:
+        errors = errors[:_MAX_ERRORS] + ["... (more errors left out)"]
+    if not errors:  # pragma: no cover - defensive
+        errors.append("calls do not match the ground truth")
+    return AstVerdict(False, n_exp, matched, accuracy, tuple(errors), tuple(assignment))
+
+
+def _case_hint(name: str, by_name: Mapping[str, Any]) -> str:
+    low = name.lower() if type(name) is str else name
+    for n in by_name:
+        if n.lower() == low and n != name:
+            return f" (names are case-sensitive; did you mean {n!r}?)"
+    return ""

@@ -1,0 +1,226 @@
+"""The five reward components and the penalty counts, as pure functions (design §4).
+
+Each component takes the task and the trajectory (plus, where needed, precomputed facts)
+and returns a value in [0, 1] and a short note; nothing here reads global state, executes
+a tool or looks at text the agent could use to write its own reward.
+
+"Steps" for efficiency are tool calls: one model output may carry several parallel calls,
+and BFCL's optimal paths are counted in calls. ``Task.optimal_steps`` therefore means the
+optimal number of tool calls (0 for irrelevance tasks).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+from toolgym.env.reward.trajectory import Trajectory
+from toolgym.env.types import AnswerCheck, Task, ToolCall
+
+_CALL_NAME = re.compile(r"\s*([A-Za-z_][\w.]*)\s*\(")
+
+
+def expected_tool_names(task: Task) -> list[str] | None:
+    """Names of the calls the task needs, as a multiset; None when the task does not say."""
+    if task.kind == "ast":
+        return [next(iter(gt)) for gt in task.ground_truth if isinstance(gt, dict) and gt]
+    if task.kind == "irrelevance":
+        return []
+    if task.kind == "multi_turn":
+        names = []
+        for turn in task.ground_truth:
+            for call in turn or ():
+                m = _CALL_NAME.match(call) if isinstance(call, str) else None
+                if m:
+                    names.append(m.group(1))
+        return names
+    listed = task.metadata.get("expected_tools") if task.metadata else None
+    return list(listed) if isinstance(listed, (list, tuple)) else None
+
+
+def optimal_calls(task: Task) -> int:
+    """The optimal number of tool calls for the task (see module docstring)."""
+    if task.kind == "irrelevance":
+        return 0
+    names = expected_tool_names(task)
+    if task.kind in ("ast", "multi_turn") and names is not None:
+        return len(names)
+    return max(0, int(task.optimal_steps))
+
+
+# ---------------------------------------------------------------- task completion
+
+
+def check_answer(check: AnswerCheck, answer: str | None) -> bool:
+    """A final-answer task's own check."""
+    if answer is None:
+        return False
+    got = " ".join(answer.split()).casefold()
+    for exp in check.expected:
+        want = " ".join(str(exp).split()).casefold()
+        if check.mode == "exact" and got == want:
+            return True
+        if check.mode == "contains" and want in got:
+            return True
+        if check.mode == "regex" and re.search(str(exp), answer) is not None:
+            return True
+        if check.mode == "numeric":
+            for tok in re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", answer.replace(",", "")):
+                try:
+                    if abs(float(tok) - float(exp)) <= check.tolerance:
+                        return True
+                except ValueError:
+                    continue
+    return False
+
+
+# ---------------------------------------------------------------- tool accuracy
+
+
+def tool_f1(predicted: Sequence[str], expected: Sequence[str]) -> float:
+    """F1 of predicted vs expected tool names, as multisets. Both empty → 1.0."""
+    if not predicted and not expected:
+        return 1.0
+    if not predicted or not expected:
+        return 0.0
+    overlap = sum((Counter(predicted) & Counter(expected)).values())
+    if overlap == 0:
+        return 0.0
+    p = overlap / len(predicted)
+    r = overlap / len(expected)
+    return 2 * p * r / (p + r)
+
+
+def tool_accuracy(task: Task, calls: Sequence[ToolCall]) -> tuple[float, str]:
+    expected = expected_tool_names(task)
+    predicted = [c.name for c in calls]
+    if expected is None:
+        if task.kind == "relevance":
+            # Any offered tool is right; the score is the share of calls that hit one.
+            if not calls:
+                return 0.0, "a call was needed, none made"
+            offered = task.tool_names
+            hit = sum(1 for c in calls if c.name in offered)
+            return hit / len(calls), f"{hit}/{len(calls)} calls to offered tools"
+        return 1.0, "task lists no expected tools"
+    f1 = tool_f1(predicted, expected)
+    return f1, f"tool F1 {f1:.2f} (called {sorted(predicted)}, expected {sorted(expected)})"
+
+
+# ---------------------------------------------------------------- efficiency
+
+
+def efficiency(task: Task, calls_made: int) -> float:
+    """min(1, optimal / taken), with both floored at 1 so an empty optimal path is well-defined."""
+    return min(1.0, max(1, optimal_calls(task)) / max(1, calls_made))
+
+
+# ---------------------------------------------------------------- timing quality
+
+
+def timing_quality(task: Task, traj: Trajectory) -> tuple[float, str]:
+    """Share of timing checks passed.
+
+    Checks: (1) a call was made when one was needed and none when none was (irrelevance /
+    hard negatives); (2) no call in the same output as, or after, the final answer; (3) no call
+    made before the information it depends on exists (a tool error that reports a missing
+    precondition, e.g. a file or booking that does not exist yet).
+    """
+    calls = traj.calls
+    needs_call = task.kind != "irrelevance" and (optimal_calls(task) > 0 or task.kind == "relevance")
+    checks = 1
+    passed = int(bool(calls) == needs_call)
+    notes = [] if passed else (["no call although one was needed"] if needs_call else ["called a tool although none fits"])
+    answered = False
+    late = 0
+    for step in traj.steps:
+        if step.parsed.calls and (answered or step.parsed.final_answer is not None):
+            late += len(step.parsed.calls)
+        if step.parsed.final_answer is not None:
+            answered = True
+    if calls:
+        checks += 1
+        passed += int(late == 0)
+        if late:
+            notes.append(f"{late} call(s) after/with the final answer")
+    premature = sum(1 for s in traj.steps for o in s.outcomes if o.failed_precondition)
+    executed = sum(len(s.outcomes) for s in traj.steps)
+    if executed:
+        checks += 1
+        frac = 1.0 - premature / executed
+        passed += frac
+        if premature:
+            notes.append(f"{premature} call(s) before their inputs existed")
+    return passed / checks, "; ".join(notes) or "timing ok"
+
+
+# ---------------------------------------------------------------- format compliance
+
+
+@dataclass(frozen=True)
+class FormatFacts:
+    steps: int
+    clean_steps: int
+    calls_checked: int
+    calls_valid: int
+    schema_errors: tuple[str, ...]
+
+
+def format_compliance(facts: FormatFacts) -> float:
+    """Share of units that comply: each step must parse cleanly, each call to an offered tool
+    must carry arguments that validate against the tool's schema."""
+    units = facts.steps + facts.calls_checked
+    if units == 0:
+        return 1.0
+    return (facts.clean_steps + facts.calls_valid) / units
+
+
+# ---------------------------------------------------------------- penalties
+
+
+@dataclass(frozen=True)
+class PenaltyCounts:
+    wrong_tool: int = 0
+    hallucinated_tool: int = 0
+    redundant_call: int = 0
+    format_error: int = 0
+    timeout: int = 0
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(k, getattr(self, k)) for k in ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")]
+
+
+def count_penalties(task: Task, traj: Trajectory) -> PenaltyCounts:
+    offered = task.tool_names
+    expected = expected_tool_names(task)
+    needed = set(expected) if expected is not None else None
+    wrong = halluc = redundant = 0
+    seen: set[str] = set()
+    for step in traj.steps:
+        outcomes = step.outcomes
+        for i, call in enumerate(step.parsed.calls):
+            if call.name not in offered:
+                halluc += 1
+            elif needed is not None and call.name not in needed:
+                wrong += 1
+            key = call.key()
+            if key in seen:
+                redundant += 1
+            seen.add(key)
+            # A state change makes an identical later call meaningful again.
+            if i < len(outcomes) and outcomes[i].state_changed:
+                seen.clear()
+    fmt = sum(1 for s in traj.steps if s.parsed.issues)
+    timeouts = sum(1 for s in traj.steps for o in s.outcomes if o.timed_out) + sum(1 for s in traj.steps if s.timed_out)
+    timeouts += int(traj.episode_timed_out)
+    return PenaltyCounts(wrong, halluc, redundant, fmt, timeouts)
+
+
+def finite01(x: float) -> float:
+    """Clamp to [0, 1]; NaN is a bug upstream and is reported by the engine, never passed on."""
+    if not math.isfinite(x):
+        raise ValueError(f"component value {x!r} is not finite")
+    return 0.0 if x < 0 else 1.0 if x > 1 else float(x)

@@ -1,0 +1,224 @@
+"""EnvService: Reset/Step/Close over gRPC, plus a multiplexed bidirectional session stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent import futures
+from typing import Any, Iterator
+
+import grpc
+
+from toolgym.env.episode import Episode, EpisodeOptions, StepOutcome, select_task, select_template
+from toolgym.env.executor import ToolExecutor
+from toolgym.env.parsers import TEMPLATES
+from toolgym.env.server.convert import reward_config_from_proto, score_to_proto
+from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors
+from toolgym.env.server.resolve import resolve_task
+from toolgym.env.server.sessions import SessionLimitError, SessionNotFound, SessionStore, step_session
+from toolgym.env.tasks.suite import Suite
+from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2
+
+log = logging.getLogger("toolgym.server.env")
+
+
+def _json(d: dict[str, Any]) -> str:
+    return json.dumps(d, ensure_ascii=False, sort_keys=True, default=str)
+
+
+class EnvServicer(env_pb2_grpc.EnvServiceServicer):
+    def __init__(self, suite: Suite, cfg: Any, executor: ToolExecutor | None = None):
+        self._suite = suite
+        self._cfg = cfg
+        self._executor = executor or ToolExecutor()
+        self._sessions = SessionStore(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s)
+        # The stream multiplexer runs sessions' steps concurrently on its own pool.
+        self._stream_pool = futures.ThreadPoolExecutor(max_workers=max(4, cfg.max_workers), thread_name_prefix="toolgym-stream")
+
+    @property
+    def sessions(self) -> SessionStore:
+        return self._sessions
+
+    # ------------------------------------------------------------------ core operations
+    def do_reset(self, req: env_pb2.ResetRequest) -> env_pb2.ResetResponse:
+        if req.template and req.template not in TEMPLATES:
+            raise invalid(f"unknown template {req.template!r}; use one of {list(TEMPLATES)} or leave it empty")
+        try:
+            reward = reward_config_from_proto(req.reward_config if req.HasField("reward_config") else None, self._cfg.reward)
+        except ValueError as e:
+            raise invalid(f"reward_config: {e}") from None
+        seed = req.seed if req.HasField("seed") else None
+        opts = EpisodeOptions(
+            task_id=req.task_id or None,
+            categories=tuple(req.categories),
+            seed=seed,
+            template=req.template or None,
+            randomize_template=req.randomize_template,
+            max_steps=req.max_steps if req.max_steps > 0 else self._cfg.max_steps,
+        )
+        if req.max_steps < 0:
+            raise invalid(f"max_steps must be >= 0 (0 = server default {self._cfg.max_steps}), got {req.max_steps}")
+        if req.task_id or req.task_json:
+            task = resolve_task(self._suite, req.task_id, req.task_json)
+        else:
+            pool = self._suite.filter(categories=list(req.categories) or None)
+            if len(pool) == 0:
+                raise not_found(f"no task in categories {list(req.categories)}; known categories: {sorted(self._suite.categories())}")
+            task = select_task(list(pool), seed if seed is not None else 0)
+        template = select_template(seed if seed is not None else 0, opts.template, opts.randomize_template, self._cfg.default_template)
+        holder: dict[str, Any] = {}
+
+        def factory() -> Episode:
+            ep = Episode(task, template, opts, reward, self._executor, gt_replay=self._executor.ground_truth)
+            holder["start"] = ep.start()
+            return ep
+
+        try:
+            session = self._sessions.create(factory)
+        except SessionLimitError as e:
+            raise exhausted(str(e)) from None
+        obs, info = holder["start"]
+        return env_pb2.ResetResponse(session_id=session.id, observation=obs, info_json=_json(info))
+
+    def do_step(self, req: env_pb2.StepRequest) -> env_pb2.StepResponse:
+        if len(req.action) > self._cfg.max_output_chars:
+            raise exhausted(f"action is {len(req.action)} characters; at most {self._cfg.max_output_chars} are accepted")
+        try:
+            session = self._sessions.get(req.session_id)
+        except SessionNotFound as e:
+            raise not_found(e.args[0]) from None
+
+        def to_response(out: StepOutcome, index: int) -> env_pb2.StepResponse:
+            resp = env_pb2.StepResponse(observation=out.observation, reward=out.reward, terminated=out.terminated,
+                                        truncated=out.truncated, info_json=_json(out.info), step_index=index)
+            if out.score is not None:
+                resp.score.CopyFrom(score_to_proto(out.score))
+            return resp
+
+        def run(ep: Episode, action: str) -> StepOutcome:
+            if ep.done:
+                raise precondition("the episode is over (terminated or truncated); call Reset to start a new one")
+            return ep.step(action)
+
+        try:
+            return step_session(session, req.action, req.step_index if req.HasField("step_index") else -1, run, to_response)
+        except SessionNotFound as e:
+            raise not_found(e.args[0]) from None
+        except IndexError as e:
+            raise precondition(str(e)) from None
+
+    def do_close(self, req: env_pb2.CloseRequest) -> env_pb2.CloseResponse:
+        if not req.session_id:
+            raise invalid("session_id is empty; pass the id returned by Reset")
+        if not self._sessions.close(req.session_id):
+            raise not_found(f"no open session {req.session_id!r} (already closed or expired)")
+        return env_pb2.CloseResponse(closed=True)
+
+    # ------------------------------------------------------------------ unary RPCs
+    @rpc_errors
+    def ListTasks(self, request: env_pb2.ListTasksRequest, context: grpc.ServicerContext) -> env_pb2.ListTasksResponse:
+        if request.limit < 0 or request.offset < 0:
+            raise invalid(f"limit and offset must be >= 0, got limit={request.limit} offset={request.offset}")
+        sel = self._suite.filter(categories=list(request.categories) or None, kinds=list(request.kinds) or None)
+        tasks = sorted(sel, key=lambda t: t.id)
+        total = len(tasks)
+        tasks = tasks[request.offset:]
+        if request.limit:
+            tasks = tasks[: request.limit]
+        return env_pb2.ListTasksResponse(
+            total=total,
+            tasks=[env_pb2.TaskInfo(id=t.id, category=t.category, kind=t.kind, num_turns=len(t.turns), num_tools=len(t.tools)) for t in tasks],
+        )
+
+    @rpc_errors
+    def Reset(self, request: env_pb2.ResetRequest, context: grpc.ServicerContext) -> env_pb2.ResetResponse:
+        return self.do_reset(request)
+
+    @rpc_errors
+    def Step(self, request: env_pb2.StepRequest, context: grpc.ServicerContext) -> env_pb2.StepResponse:
+        return self.do_step(request)
+
+    @rpc_errors
+    def Close(self, request: env_pb2.CloseRequest, context: grpc.ServicerContext) -> env_pb2.CloseResponse:
+        return self.do_close(request)
+
+    # ------------------------------------------------------------------ stream
+    def _handle(self, req: env_pb2.SessionRequest) -> env_pb2.SessionResponse:
+        op = req.WhichOneof("op")
+        try:
+            if op == "reset":
+                return env_pb2.SessionResponse(tag=req.tag, reset=self.do_reset(req.reset))
+            if op == "step":
+                return env_pb2.SessionResponse(tag=req.tag, step=self.do_step(req.step))
+            if op == "close":
+                return env_pb2.SessionResponse(tag=req.tag, close=self.do_close(req.close))
+            raise invalid("SessionRequest carries no operation; set one of reset, step, close")
+        except RequestError as e:
+            return env_pb2.SessionResponse(tag=req.tag, error=reward_pb2.ItemError(code=code_number(e.code), message=e.message))
+        except Exception as e:
+            log.exception("stream op %s failed", op)
+            return env_pb2.SessionResponse(tag=req.tag, error=reward_pb2.ItemError(
+                code=code_number(grpc.StatusCode.INTERNAL), message=f"{op} failed inside the server: {type(e).__name__}: {e}"))
+
+    def Sessions(self, request_iterator: Iterator[env_pb2.SessionRequest], context: grpc.ServicerContext) -> Iterator[env_pb2.SessionResponse]:
+        """Requests are dispatched concurrently and answered as they complete (match by tag).
+
+        Steps of the same session still apply in arrival order: each session's lock is taken
+        in the order its requests arrive because dispatch is per-request FIFO per session.
+        """
+        import queue
+
+        out: queue.Queue = queue.Queue()
+        inflight = [0]
+        lock = threading.Lock()
+        done_reading = threading.Event()
+        chains: dict[str, futures.Future] = {}
+
+        def submit(req: env_pb2.SessionRequest) -> None:
+            sid = req.step.session_id if req.WhichOneof("op") == "step" else (req.close.session_id if req.WhichOneof("op") == "close" else "")
+            prev = chains.get(sid) if sid else None
+
+            def job() -> None:
+                if prev is not None:
+                    prev.exception()  # wait: same-session operations keep their order
+                out.put(self._handle(req))
+
+            fut = self._stream_pool.submit(job)
+            if sid:
+                chains[sid] = fut
+                # Forget finished chains so a long-lived stream does not grow without bound.
+                fut.add_done_callback(lambda f, s=sid: chains.pop(s, None) if chains.get(s) is f else None)
+
+        def reader() -> None:
+            try:
+                for req in request_iterator:
+                    with lock:
+                        inflight[0] += 1
+                    submit(req)
+            except grpc.RpcError:
+                pass  # client went away mid-stream; in-flight work still completes and is dropped
+            finally:
+                done_reading.set()
+                out.put(None)
+
+        threading.Thread(target=reader, name="toolgym-stream-reader", daemon=True).start()
+        finished_reader = False
+        while True:
+            item = out.get()
+            if item is None:
+                finished_reader = True
+            else:
+                with lock:
+                    inflight[0] -= 1
+                yield item
+            with lock:
+                if finished_reader and inflight[0] == 0:
+                    return
+            if not context.is_active():
+                return
+
+    def close(self) -> None:
+        self._sessions.close_all()
+        self._stream_pool.shutdown(wait=True, cancel_futures=True)
+        self._executor.close()

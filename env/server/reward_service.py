@@ -1,0 +1,69 @@
+"""RewardService: score raw outputs with the reward engine (design §2, one code path)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import grpc
+
+from toolgym.env.parsers import TEMPLATES
+from toolgym.env.reward.config import RewardConfig
+from toolgym.env.reward.engine import ScoringError, score_output
+from toolgym.env.server.convert import reward_config_from_proto, score_to_proto
+from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, precondition, rpc_errors
+from toolgym.env.server.resolve import resolve_task
+from toolgym.env.tasks.suite import Suite
+from toolgym.v1 import reward_pb2, reward_pb2_grpc
+
+
+class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
+    def __init__(self, suite: Suite, config: RewardConfig, *, max_output_chars: int, max_batch_items: int):
+        self._suite = suite
+        self._config = config
+        self._max_output_chars = max_output_chars
+        self._max_batch_items = max_batch_items
+
+    def score_one(self, req: reward_pb2.ScoreRequest) -> reward_pb2.ScoreResponse:
+        """Score one request; raises RequestError for anything the caller must fix."""
+        if len(req.output) > self._max_output_chars:
+            raise exhausted(
+                f"output is {len(req.output)} characters; the server accepts at most {self._max_output_chars} "
+                "(truncate the model output, or start the server with a larger --max-output-chars)"
+            )
+        if req.template and req.template not in TEMPLATES:
+            raise invalid(f"unknown template {req.template!r}; use one of {list(TEMPLATES)} or leave it empty to auto-detect")
+        task = resolve_task(self._suite, req.task_id, req.task_json)
+        try:
+            cfg = reward_config_from_proto(req.reward_config if req.HasField("reward_config") else None, self._config)
+        except ValueError as e:
+            raise invalid(f"reward_config: {e}") from None
+        try:
+            result = score_output(task, req.output, req.template or None, cfg)
+        except ScoringError as e:
+            raise precondition(str(e)) from None
+        return reward_pb2.ScoreResponse(result=score_to_proto(result), request_id=req.request_id)
+
+    def _score_item(self, req: reward_pb2.ScoreRequest) -> reward_pb2.ScoreResponse:
+        try:
+            return self.score_one(req)
+        except RequestError as e:
+            return reward_pb2.ScoreResponse(
+                request_id=req.request_id, error=reward_pb2.ItemError(code=code_number(e.code), message=e.message)
+            )
+
+    @rpc_errors
+    def Score(self, request: reward_pb2.ScoreRequest, context: grpc.ServicerContext) -> reward_pb2.ScoreResponse:
+        return self.score_one(request)
+
+    @rpc_errors
+    def ScoreBatch(self, request: reward_pb2.ScoreBatchRequest, context: grpc.ServicerContext) -> reward_pb2.ScoreBatchResponse:
+        n = len(request.items)
+        if n > self._max_batch_items:
+            raise exhausted(f"batch has {n} items; at most {self._max_batch_items} per ScoreBatch — split it, or use ScoreStream")
+        return reward_pb2.ScoreBatchResponse(results=[self._score_item(it) for it in request.items])
+
+    def ScoreStream(self, request_iterator: Iterator[reward_pb2.ScoreRequest], context: grpc.ServicerContext) -> Iterator[reward_pb2.ScoreResponse]:
+        for req in request_iterator:
+            if not context.is_active():
+                return
+            yield self._score_item(req)

@@ -1,0 +1,450 @@
+"""Typed configuration of the bundled trainer, loaded from YAML with unknown keys rejected.
+
+One file configures every command (``toolgym train grpo|ppo|sft|dpo|pipeline --config FILE.yaml``): each
+command reads the sections it needs (``server``, ``model``, ``data`` and its own stage section). Every field
+carries ``metadata={"help": ...}``; :func:`describe` prints them. Loading is strict: an unknown key, a wrong
+type or a value outside a field's choices raises :class:`ConfigError` naming the file, the dotted key and
+the accepted keys (with a "did you mean" suggestion).
+
+``extra`` in a stage section is forwarded verbatim to the TRL config class of that stage (``GRPOConfig``,
+``SFTConfig``, ``DPOConfig``); its keys are checked against that class's fields when the trainer is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """A configuration file or dict that does not match the schema."""
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:  # noqa: A002 - mirrors dataclasses
+    if callable(default) and not isinstance(default, (str, int, float, bool, type(None))):
+        return field(default_factory=default, metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+TASK_TYPES = ("tool_selection", "planning", "timing", "retrieval")
+TEMPLATES = ("openai", "hermes", "react", "modelscope", "autogpt", "toolllama", "pythonic")
+
+
+@dataclass
+class ServerSection:
+    address: str | None = _f(None, "host:port of a running toolgym server. Empty: start one in-process on loopback.")
+    suite: str = _f("bfcl", "Suite the in-process server loads (ignored when `address` is set).")
+    timeout: float = _f(60.0, "Deadline in seconds of each gRPC call.")
+    reward_config: dict[str, Any] | None = _f(
+        None, "Reward weights/penalties override sent with every Score request (None: the server's per-task config)."
+    )
+
+
+@dataclass
+class ModelSection:
+    name_or_path: str = _f(
+        "tiny", "HF model id or local path. 'tiny': build the offline tiny tokenizer+model (design §8) under output_dir."
+    )
+    tiny_seed: int = _f(0, "Seed of the tiny model's random init (only when name_or_path == 'tiny').")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f(
+        "float32", "Weights dtype when loading. bfloat16 needs a GPU (bf16 training); CPU runs keep float32."
+    )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _f(
+        "auto", "Attention kernel. 'auto': flash_attention_2 when flash_attn is installed and CUDA present, else sdpa."
+    )
+    use_peft: bool = _f(False, "Train a LoRA adapter (peft) instead of all weights.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha (scaling = alpha / r).")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_target_modules: list[str] = _f(
+        lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "Module names LoRA adapts (never lm_head: GRPO computes log-probs from lm_head.weight directly).",
+    )
+    load_in_4bit: bool = _f(False, "QLoRA: load the base model 4-bit (bitsandbytes, GPU only). Implies use_peft.")
+    load_in_8bit: bool = _f(False, "Load the base model 8-bit (bitsandbytes, GPU only).")
+    gradient_checkpointing: bool = _f(False, "Trade compute for memory (large models).")
+    trust_remote_code: bool = _f(False, "Passed to from_pretrained.")
+
+
+@dataclass
+class DataSection:
+    categories: list[str] = _f(
+        lambda: ["simple_python", "multiple", "parallel", "irrelevance"],
+        "BFCL categories (server task categories) used for RL prompts, DPO prompts and held-out evaluation.",
+    )
+    sft_categories: list[str] | None = _f(
+        None, "Categories used for SFT data (None: same as `categories`, plus multi_turn_base when planning is weighted)."
+    )
+    max_tasks: int = _f(0, "Cap on the number of tasks drawn from `categories` (0: all).")
+    heldout_tasks: int = _f(16, "Tasks held out from training and used for start/end evaluation.")
+    max_prompt_tokens: int = _f(
+        0, "Drop tasks whose rendered prompt is longer than this many tokens (0: keep all). Keeps tiny CPU runs small."
+    )
+    templates: list[str] = _f(lambda: ["hermes"], f"Agent templates episodes and SFT data use; any of {TEMPLATES}.")
+    template_diversity: bool = _f(
+        True, "Draw each example's/episode's template at random from `templates` (False: always templates[0])."
+    )
+    seeds_per_task: int = _f(1, "Distinct episode seeds per RL task (each seed is one GRPO group of the same task).")
+    seed: int = _f(0, "Seed of task sampling, splits and template draws.")
+
+
+@dataclass
+class SFTSection:
+    num_examples: int = _f(0, "SFT examples after task-type weighting (0: all available, weighted by down-sampling).")
+    task_weights: dict[str, float] = _f(
+        lambda: {"tool_selection": 0.35, "planning": 0.30, "timing": 0.20, "retrieval": 0.15},
+        f"Share of each task type in the SFT mix; keys from {TASK_TYPES}; renormalised over types present.",
+    )
+    retrieval_min_tools: int = _f(
+        4, "A single-turn task offering at least this many tools counts as 'retrieval' (choosing among many)."
+    )
+    allow_upsample: bool = _f(True, "Repeat examples of a type when it has fewer than its share asks for.")
+    multi_turn_observation: str = _f(
+        "Tool executed successfully.",
+        "Placeholder tool result between ground-truth call steps of multi-turn tasks (tool-result tokens are never "
+        "trained on, so it only shapes context).",
+    )
+    learning_rate: float = _f(2e-5, "Peak learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs over the prepared data (ignored when max_steps > 0).")
+    max_steps: int = _f(0, "Optimizer steps (0: use num_train_epochs).")
+    per_device_train_batch_size: int = _f(4, "Micro-batch size per device.")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    warmup_ratio: float = _f(0.1, "Linear warm-up fraction of the schedule.")
+    lr_scheduler_type: str = _f("cosine", "transformers scheduler name.")
+    max_length: int = _f(2048, "Truncate tokenized examples to this length.")
+    assistant_only_loss: bool = _f(True, "Train only on assistant tokens (system, user and tool results masked).")
+    use_coreset_selection: bool = _f(False, "Select a coreset of the weighted data before training.")
+    coreset_target_size: int = _f(0, "Examples kept by coreset selection (0: half of the data).")
+    coreset_strategy: Literal["loss_topk", "diversity", "hybrid", "random"] = _f(
+        "hybrid", "loss_topk: highest model loss; diversity: k-center on lexical features; hybrid: both; random."
+    )
+    coreset_hybrid_loss_fraction: float = _f(0.5, "hybrid: share of the coreset picked by loss, the rest by diversity.")
+    coreset_loss_source: Literal["model", "proxy"] = _f(
+        "model", "Difficulty score for loss_topk/hybrid: the model's per-example loss, or a length/lexical proxy."
+    )
+    use_online_continual: bool = _f(False, "Train in rounds with an online replay (rehearsal) buffer.")
+    continual_rounds: int = _f(2, "Rounds the data is streamed in when use_online_continual is on.")
+    continual_buffer_size: int = _f(4096, "Capacity of the replay buffer (reservoir sampling).")
+    continual_replay_ratio: float = _f(0.3, "Fraction of each round's training data drawn from the replay buffer.")
+    logging_steps: int = _f(5, "Log every N steps.")
+    save_steps: int = _f(0, "Checkpoint every N steps (0: only the final model).")
+    extra: dict[str, Any] = _f(dict, "Extra keyword arguments for trl.SFTConfig (checked against its fields).")
+
+
+@dataclass
+class GRPOSection:
+    max_steps: int = _f(20, "Optimizer steps.")
+    learning_rate: float = _f(1e-6, "Peak learning rate.")
+    per_device_train_batch_size: int = _f(8, "Completions per device per micro-batch (divisible by num_generations).")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per optimizer step.")
+    num_generations: int = _f(4, "Group size G: episodes per prompt, sharing the task and seed.")
+    max_completion_length: int = _f(
+        256, "Token budget of an episode's whole completion (all assistant turns plus tool-result tokens)."
+    )
+    max_turn_tokens: int = _f(128, "Tokens one assistant turn may generate.")
+    max_turns: int = _f(4, "Assistant turns per episode before the server truncates it.")
+    temperature: float = _f(1.0, "Sampling temperature of rollouts.")
+    top_p: float = _f(1.0, "Nucleus sampling.")
+    beta: float = _f(0.0, "KL coefficient to the reference model (0: no reference model is loaded).")
+    loss_type: str = _f("dapo", "TRL GRPO loss: grpo, dr_grpo, dapo, bnpo, ...")
+    scale_rewards: Literal["group", "batch", "none"] = _f("group", "Advantage scaling.")
+    num_iterations: int = _f(1, "Policy updates per generation batch (mu).")
+    epsilon: float = _f(0.2, "Clip range.")
+    use_vllm: bool = _f(False, "Generate with vLLM (GPU). Needs vllm installed.")
+    vllm_mode: Literal["colocate", "server"] = _f(
+        "colocate", "colocate: vLLM in the trainer process; server: a `trl vllm-serve` process."
+    )
+    vllm_server_base_url: str | None = _f(None, "server mode: base URL of `trl vllm-serve` (else host/port).")
+    vllm_server_host: str = _f("0.0.0.0", "server mode: host of `trl vllm-serve`.")
+    vllm_server_port: int = _f(8000, "server mode: port of `trl vllm-serve`.")
+    vllm_gpu_memory_utilization: float = _f(0.3, "colocate: fraction of GPU memory vLLM may take.")
+    vllm_tensor_parallel_size: int = _f(1, "colocate: tensor parallel size.")
+    bf16: bool | None = _f(None, "bf16 training. None: on when CUDA supports it, off on CPU.")
+    logging_steps: int = _f(1, "Log every N steps.")
+    save_steps: int = _f(0, "Checkpoint every N steps (0: only the final model).")
+    eval_heldout: bool = _f(True, "Evaluate mean reward/format_compliance on held-out tasks at start and end.")
+    log_completions: bool = _f(False, "Print sample completions (TRL).")
+    extra: dict[str, Any] = _f(dict, "Extra keyword arguments for trl.GRPOConfig (checked against its fields).")
+
+
+@dataclass
+class PPOSection:
+    max_steps: int = _f(20, "PPO iterations (one rollout batch + ppo_epochs updates each).")
+    learning_rate: float = _f(1e-6, "Policy learning rate.")
+    critic_learning_rate: float = _f(1e-5, "Value-head learning rate.")
+    rollout_batch_size: int = _f(8, "Episodes per iteration.")
+    mini_batch_size: int = _f(4, "Episodes per optimisation minibatch.")
+    ppo_epochs: int = _f(2, "Passes over each rollout batch.")
+    cliprange: float = _f(0.2, "Policy ratio clip.")
+    cliprange_value: float = _f(0.2, "Value clip.")
+    vf_coef: float = _f(0.5, "Value loss coefficient.")
+    kl_coef: float = _f(0.02, "Per-token KL penalty to the reference (initial) policy, folded into the reward.")
+    gamma: float = _f(1.0, "Discount.")
+    lam: float = _f(0.95, "GAE lambda.")
+    whiten_advantages: bool = _f(True, "Normalise advantages per batch.")
+    max_completion_length: int = _f(256, "Token budget of an episode's completion (assistant + tool-result tokens).")
+    max_turn_tokens: int = _f(128, "Tokens one assistant turn may generate.")
+    max_turns: int = _f(4, "Assistant turns per episode.")
+    temperature: float = _f(1.0, "Sampling temperature.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping.")
+    bf16: bool | None = _f(None, "bf16 autocast. None: on when CUDA supports it.")
+    logging_steps: int = _f(1, "Log every N iterations.")
+    save_steps: int = _f(0, "Checkpoint every N iterations (0: only the final model).")
+
+
+@dataclass
+class DPOSection:
+    num_prompts: int = _f(32, "Prompts (tasks) sampled for preference data.")
+    num_samples: int = _f(4, "Completions sampled per prompt; best vs worst by server score form a pair.")
+    min_margin: float = _f(1e-6, "Skip a prompt whose best-worst score gap is below this (ties).")
+    temperature: float = _f(1.0, "Sampling temperature.")
+    max_new_tokens: int = _f(128, "Tokens per sampled completion.")
+    beta: float = _f(0.1, "DPO beta.")
+    loss_type: str = _f("sigmoid", "DPO loss: sigmoid, hinge, ipo, ...")
+    learning_rate: float = _f(5e-7, "Peak learning rate.")
+    num_train_epochs: float = _f(1.0, "Epochs over the pairs (ignored when max_steps > 0).")
+    max_steps: int = _f(0, "Optimizer steps (0: epochs).")
+    per_device_train_batch_size: int = _f(2, "Pairs per micro-batch.")
+    gradient_accumulation_steps: int = _f(1, "Micro-batches per step.")
+    max_length: int = _f(2048, "Truncation length of prompt+completion.")
+    logging_steps: int = _f(5, "Log every N steps.")
+    extra: dict[str, Any] = _f(dict, "Extra keyword arguments for trl.DPOConfig (checked against its fields).")
+
+
+@dataclass
+class EvalSection:
+    num_tasks: int = _f(0, "Held-out tasks evaluated (0: all of data.heldout_tasks).")
+    max_new_tokens: int = _f(128, "Tokens per assistant turn.")
+    max_turns: int = _f(4, "Turns per episode.")
+    do_sample: bool = _f(False, "Greedy (False) or sampled evaluation.")
+    template: str | None = _f(None, "Template of evaluation episodes (None: data.templates[0]).")
+
+
+@dataclass
+class PipelineSection:
+    stages: list[str] = _f(lambda: ["sft", "grpo"], "Stages run in order by `toolgym train pipeline`: sft, grpo, ppo, dpo.")
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = _f("runs/toolgym", "Where models, checkpoints and metrics.jsonl go.")
+    seed: int = _f(0, "Global seed (torch, sampling).")
+    server: ServerSection = _f(ServerSection, "The toolgym server the trainer talks to.")
+    model: ModelSection = _f(ModelSection, "Policy model.")
+    data: DataSection = _f(DataSection, "Tasks, splits and templates.")
+    sft: SFTSection = _f(SFTSection, "SFT warm-up.")
+    grpo: GRPOSection = _f(GRPOSection, "GRPO.")
+    ppo: PPOSection = _f(PPOSection, "PPO.")
+    dpo: DPOSection = _f(DPOSection, "DPO.")
+    eval: EvalSection = _f(EvalSection, "Held-out evaluation.")
+    pipeline: PipelineSection = _f(PipelineSection, "The one-command pipeline.")
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (light, YAML-shaped types), converting int→float."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, f"{where}.<key>"): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # YAML reads 1e-6 as a string (no dot in the mantissa): accept numeric strings for floats only
+            if isinstance(value, str):
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls: type, data: Any, where: str = "") -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or '<root>'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        msgs = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            msgs.append(f"unknown key {'.'.join(filter(None, [where, str(k)]))!r}{hint}")
+        raise ConfigError("; ".join(msgs) + f". Known keys{' of ' + where if where else ''}: {sorted(known)}")
+    kwargs = {k: _coerce(v, hints[k], ".".join(filter(None, [where, k]))) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any] | None, cls: type = TrainConfig, *, source: str = "<dict>") -> Any:
+    """Build ``cls`` from a plain dict; raises :class:`ConfigError` (prefixed with ``source``) on any mismatch."""
+    try:
+        cfg = _from_dict(cls, data or {})
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    if isinstance(cfg, TrainConfig):
+        validate(cfg, source=source)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a :class:`TrainConfig` from YAML; ``overrides`` are ``dotted.key=yaml_value`` strings applied on top."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r}: expected dotted.key=value")
+        key, raw = ov.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {ov!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return config_from_dict(data, TrainConfig, source=str(p))
+
+
+def validate(cfg: TrainConfig, *, source: str = "<config>") -> None:
+    """Cross-field checks that types alone cannot express."""
+    errs: list[str] = []
+    for t in cfg.data.templates:
+        if t not in TEMPLATES:
+            errs.append(f"data.templates: unknown template {t!r} (known: {list(TEMPLATES)})")
+    if not cfg.data.templates:
+        errs.append("data.templates: at least one template is required")
+    for k, w in cfg.sft.task_weights.items():
+        if k not in TASK_TYPES:
+            errs.append(f"sft.task_weights: unknown task type {k!r} (known: {list(TASK_TYPES)})")
+        elif w < 0:
+            errs.append(f"sft.task_weights.{k}: must be >= 0")
+    if cfg.sft.task_weights and sum(cfg.sft.task_weights.values()) <= 0:
+        errs.append("sft.task_weights: at least one weight must be > 0")
+    if not 0.0 <= cfg.sft.continual_replay_ratio < 1.0:
+        errs.append("sft.continual_replay_ratio: must be in [0, 1)")
+    if not 0.0 <= cfg.sft.coreset_hybrid_loss_fraction <= 1.0:
+        errs.append("sft.coreset_hybrid_loss_fraction: must be in [0, 1]")
+    g = cfg.grpo
+    if g.num_generations < 2:
+        errs.append("grpo.num_generations: GRPO needs groups of at least 2")
+    if (g.per_device_train_batch_size * g.gradient_accumulation_steps) % g.num_generations:
+        errs.append(
+            "grpo: per_device_train_batch_size * gradient_accumulation_steps must be divisible by num_generations"
+        )
+    if g.max_turn_tokens > g.max_completion_length:
+        errs.append("grpo.max_turn_tokens must be <= grpo.max_completion_length")
+    if cfg.ppo.rollout_batch_size % cfg.ppo.mini_batch_size:
+        errs.append("ppo.rollout_batch_size must be divisible by ppo.mini_batch_size")
+    if cfg.dpo.num_samples < 2:
+        errs.append("dpo.num_samples: need at least 2 samples per prompt to form a pair")
+    for s in cfg.pipeline.stages:
+        if s not in ("sft", "grpo", "ppo", "dpo"):
+            errs.append(f"pipeline.stages: unknown stage {s!r}")
+    if cfg.model.load_in_4bit and cfg.model.load_in_8bit:
+        errs.append("model: load_in_4bit and load_in_8bit are exclusive")
+    if errs:
+        raise ConfigError(f"{source}: " + "; ".join(errs))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def describe(cls: type = TrainConfig, prefix: str = "") -> str:
+    """Every key with its type, default and help text (``toolgym train describe-config``)."""
+    lines: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            lines.append(f"{key}:  # {f.metadata.get('help', '')}")
+            lines.append(describe(tp, prefix=key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"{key} = {default!r}  ({_type_name(tp)})  {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "ConfigError",
+    "DataSection",
+    "DPOSection",
+    "EvalSection",
+    "GRPOSection",
+    "ModelSection",
+    "PPOSection",
+    "PipelineSection",
+    "SFTSection",
+    "ServerSection",
+    "TASK_TYPES",
+    "TEMPLATES",
+    "TrainConfig",
+    "config_from_dict",
+    "describe",
+    "load_config",
+    "to_dict",
+    "validate",
+]
