@@ -199,7 +199,7 @@ class Episode:
         if kind in SINGLE_STEP_KINDS or parsed.give_up:
             terminated = True
         elif parsed.calls:
-            observation = render_observation([(o.call.name, o.output if o.ok else f"Error: {o.error}") for o in outcomes]
+            observation = render_observation([(o.call.name, o.output if o.ok else (o.error or "error")) for o in outcomes]
                                              if outcomes else [(c.name, "this task's tools are not executable") for c in parsed.calls],
                                              self.template)
         elif kind == "multi_turn":

@@ -80,7 +80,7 @@ class _TextEnvBase(gym.Env[str, str]):
 class ToolUseEnv(_TextEnvBase):
     """In-process env: tools run in this process's sandbox worker pool."""
 
-    def __init__(self, suite: str = "bfcl", categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
+    def __init__(self, suite: str = "default", categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: RewardConfig | dict[str, Any] | None = None, shaping: float = 0.0,
                  default_template: str = "hermes", render_mode: str | None = None):

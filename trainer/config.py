@@ -195,6 +195,7 @@ class PPOSection:
     bf16: bool | None = _f(None, "bf16 autocast. None: on when CUDA supports it.")
     logging_steps: int = _f(1, "Log every N iterations.")
     save_steps: int = _f(0, "Checkpoint every N iterations (0: only the final model).")
+    eval_heldout: bool = _f(True, "Evaluate mean reward/format_compliance on held-out tasks at start and end.")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from toolgym.env.tasks.suite import load_suite
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tasks", help="list task categories (default) or tasks of a suite")
-    p.add_argument("--suite", default="bfcl", help="suite name or JSONL file (default: bfcl)")
+    p.add_argument("--suite", default="default", help="suite name or JSONL file (default: default = BFCL v4 + toolgym_python)")
     p.add_argument("--category", action="append", default=[], help="only these categories (repeatable)")
     p.add_argument("--list", action="store_true", help="list task ids instead of category counts")
     p.add_argument("--show", metavar="TASK_ID", help="print one task as toolgym JSONL")

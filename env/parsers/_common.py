@@ -155,7 +155,7 @@ def decode_at(s: str, idx: int, end: int | None = None) -> tuple[Any, int, str |
     except json.JSONDecodeError as e:
         if idx >= n:
             return None, idx, "invalid_json", "expected a JSON value, got nothing", idx
-        return None, idx, "invalid_json", f"invalid JSON: {e.msg} (at line {e.lineno}, column {e.colno} of the JSON)", e.pos
+        return None, idx, "invalid_json", f"invalid JSON: {e.msg}", e.pos
     except _NonFinite as e:
         return None, idx, "invalid_json", f"invalid JSON: {e.args[0]} is not a JSON number", idx
     except RecursionError:

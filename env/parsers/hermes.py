@@ -32,7 +32,8 @@ _LC = len(CLOSE)
 def take_give_up(col: Collector, text: str) -> tuple[bool, str]:
     """Handle a ``<give_up>reason</give_up>`` marker (shared by the plain-text templates).
 
-    Returns (give_up, text with the marker blanked out). The reason becomes a thought.
+    Returns (give_up, text with the marker blanked out by spaces, so offsets are kept).
+    The reason becomes a thought.
     """
     i = text.find(GIVE_UP_OPEN)
     if i < 0:
@@ -42,9 +43,10 @@ def take_give_up(col: Collector, text: str) -> tuple[bool, str]:
     if j < 0:
         col.add("unterminated_tag", f"expected {GIVE_UP_CLOSE} after {GIVE_UP_OPEN}, got end of output", i, text[i:])
         col.thought(text[b:])
-        return True, text[:i]
+        return True, text[:i] + " " * (len(text) - i)
     col.thought(text[b:j])
-    return True, text[:i] + text[j + len(GIVE_UP_CLOSE) :]
+    e = j + len(GIVE_UP_CLOSE)
+    return True, text[:i] + " " * (e - i) + text[e:]
 
 
 def _decode_block(col: Collector, text: str, body_start: int, body_end: int, raw: str) -> None:
@@ -70,34 +72,34 @@ def _decode_block(col: Collector, text: str, body_start: int, body_end: int, raw
 
 def parse(text: str, col: Collector | None = None) -> ParsedAction:
     col = col or Collector(TEMPLATE, text)
-    give_up, text_wo = take_give_up(col, text) if "<give_up>" in text else (False, text)
+    give_up = False
+    if GIVE_UP_OPEN in text:
+        give_up, text = take_give_up(col, text)
     if OPEN not in text:
-        if CLOSE in text:
-            i = text.find(CLOSE)
+        i = text.find(CLOSE)
+        if i >= 0:
             col.add("unexpected_tag", f"expected {OPEN} before {CLOSE}", i, text)
             return ParsedAction(TEMPLATE, thought=col.joined_thought(), give_up=give_up, issues=col.final_issues())
-        answer = text_wo.strip()
         return ParsedAction(
             TEMPLATE,
             thought=col.joined_thought(),
-            final_answer=(answer if (answer or not give_up) else None) if not give_up or answer else None,
+            final_answer=None if give_up else text.strip(),
             give_up=give_up,
             issues=col.final_issues(),
         )
     pos = 0
     n = len(text)
-    outside: list[str] = []
+    outside: list[tuple[int, int]] = []
     while pos < n:
         i = text.find(OPEN, pos)
         if i < 0:
-            outside.append(text[pos:])
+            outside.append((pos, n))
             break
-        outside.append(text[pos:i])
+        outside.append((pos, i))
         b = i + _LO
         j = text.find(CLOSE, b)
         if j < 0:
-            rest = text[i:]
-            col.add("unterminated_tag", f"expected {CLOSE} to close the {OPEN} opened here, got end of output", i, rest)
+            col.add("unterminated_tag", f"expected {CLOSE} to close the {OPEN} opened here, got end of output", i, text[i:])
             # Still take a complete JSON call right after the tag (models often stop before the
             # closing tag); the issue above marks the format as broken either way.
             nxt = text.find(OPEN, b)
@@ -111,14 +113,11 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
         else:
             _decode_block(col, text, b, j, text[i : j + _LC])
         pos = j + _LC
-    for seg in outside:
-        k = seg.find(CLOSE)
+    for a, z in outside:
+        k = text.find(CLOSE, a, z)
         if k >= 0:
-            off = text.find(seg)  # only reached for malformed output
-            col.add("unexpected_tag", f"expected {OPEN} before {CLOSE}", off + k if off >= 0 else -1, seg)
-        if give_up and "<give_up>" in seg:
-            continue
-        col.thought(seg)
+            col.add("unexpected_tag", f"expected {OPEN} before {CLOSE}", k, text[a:z])
+        col.thought(text[a:z])
     return ParsedAction(TEMPLATE, calls=tuple(col.calls), thought=col.joined_thought(), give_up=give_up, issues=col.final_issues())
 
 
@@ -127,8 +126,9 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
 
 
 def call_json(call: ToolCall) -> str:
-    # "</" is written "<\/" (a legal JSON escape) so an argument can never close the block.
-    return dumps({"name": call.name, "arguments": call.arguments}).replace("</", "<\\/")
+    # "</" is written "<\/" (a legal JSON escape) so an argument can never close the block, and
+    # "<give_up>" as "\u003cgive_up>" so it cannot read as the give-up marker.
+    return dumps({"name": call.name, "arguments": call.arguments}).replace("</", "<\\/").replace(GIVE_UP_OPEN, "\\u003cgive_up>")
 
 
 def render_calls(calls: Sequence[ToolCall], thought: str | None = None) -> str:

@@ -289,3 +289,98 @@ def render_python_call(call: ToolCall) -> str:
 def render_python_calls(calls: Sequence[ToolCall]) -> str:
     """``[f(a=1), g(b='x')]`` — BFCL's format."""
     return "[" + ", ".join(render_python_call(c) for c in calls) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# the "pythonic" template (BFCL prompting format)
+
+import re as _re  # noqa: E402
+
+from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, dumps  # noqa: E402
+from toolgym.env.types import ParsedAction, ToolSpec  # noqa: E402
+
+# At the start: "[]", or "[" then a (dotted) name then "(", or a bare name directly followed by
+# "(". No nested quantifiers.
+_CALLS_AT_START = _re.compile(r"\s*(?:\[\s*\]|\[\s*[^\W\d][\w.]*\s*\(|[^\W\d][\w.]*\()")
+# A call list after some chatter.
+_LIST_START = _re.compile(r"\[\s*[^\W\d][\w.]*\s*\(")
+
+
+def looks_like_calls(text: str) -> bool:
+    """Cheap check: does ``text`` (fence stripped) start like pythonic call syntax?"""
+    body, _ = strip_fence(text)
+    return _starts_calls(body)
+
+
+def _starts_calls(body: str) -> bool:
+    if _CALLS_AT_START.match(body) is None:
+        return False
+    tail = body.rstrip()[-1:]
+    return tail == ")" or tail == "]"
+
+
+def parse_template(text: str, col: Collector | None = None) -> ParsedAction:
+    """Parse one model output under the ``pythonic`` template (never raises)."""
+    from toolgym.env.parsers.hermes import take_give_up
+
+    col = col or Collector(TEMPLATE, text)
+    body, _ = strip_fence(text)
+    if _starts_calls(body):
+        parse_into(col, text, 0)
+        return ParsedAction(TEMPLATE, calls=tuple(col.calls), thought=col.joined_thought(), issues=col.final_issues())
+    give_up = False
+    if GIVE_UP_OPEN in text:
+        give_up, text = take_give_up(col, text)
+    end = len(text.rstrip())
+    start = -1
+    if text.endswith("```", 0, end):
+        # Chatter, then one fenced block at the end holding the calls.
+        f = text.rfind("```", 0, end - 3)
+        if f >= 0:
+            nl = text.find("\n", f, end - 3)
+            if nl >= 0 and _CALLS_AT_START.match(text, nl + 1, end - 3):
+                start = f
+    elif text.endswith("]", 0, end):
+        # Chatter, then a call list that runs to the end of the output.
+        m = _LIST_START.search(text)
+        if m is not None:
+            start = m.start()
+    if start >= 0:
+        col.thought(text[:start])
+        parse_into(col, text[start:], start)
+        return ParsedAction(TEMPLATE, calls=tuple(col.calls), thought=col.joined_thought(), give_up=give_up, issues=col.final_issues())
+    return ParsedAction(TEMPLATE, thought=col.joined_thought(), final_answer=None if give_up else text.strip(), give_up=give_up, issues=col.final_issues())
+
+
+def render_calls(calls: Sequence[ToolCall], thought: str | None = None) -> str:
+    from toolgym.env.parsers.hermes import think_prefix
+
+    return think_prefix(thought) + render_python_calls(calls)
+
+
+def render_final_answer(answer: str, thought: str | None = None) -> str:
+    from toolgym.env.parsers.hermes import think_prefix
+
+    return think_prefix(thought) + answer
+
+
+def render_give_up(reason: str = "") -> str:
+    return f"{GIVE_UP_OPEN}{reason}{GIVE_UP_CLOSE}"
+
+
+def render_observation(results: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(dumps({"name": n, "result": r}) for n, r in results)
+
+
+def render_instructions(tools: Sequence[ToolSpec]) -> str:
+    specs = dumps([t.to_dict() for t in tools])
+    return (
+        "You are an expert in composing functions. You are given a question and a set of possible functions. "
+        "Based on the question, make one or more function calls to achieve the purpose.\n"
+        "To call functions, reply with only a Python list of calls with keyword arguments and literal values:\n"
+        "[func_name1(param1=value1, param2=value2), func_name2(param=value)]\n"
+        "Each result comes back as a JSON line {\"name\": ..., \"result\": ...}. "
+        "When you have the answer, reply with plain text. "
+        f"If none of the functions fit, reply {GIVE_UP_OPEN}reason{GIVE_UP_CLOSE}.\n\n"
+        f"Here is the list of functions in JSON format:\n{specs}"
+    )

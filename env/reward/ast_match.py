@@ -121,19 +121,42 @@ _JSON_TO_BFCL: Mapping[str, str] = {
 # value-check result codes
 _OK, _TYPE, _NESTED_TYPE, _VALUE = 0, 1, 2, 3
 
+_MAX_ERRORS = 50
+_SCALARS = frozenset((str, int, float, bool, _NONE_TYPE))
 _REPR = reprlib.Repr()
 _REPR.maxstring = 80
 _REPR.maxother = 80
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
 _REPR.maxlevel = 3
-_MAX_ERRORS = 50
 
 
 def _r(v: Any) -> str:
+    """A short repr for error messages (bounded for huge or deeply nested values)."""
     try:
+        t = type(v)
+        if t is str:
+            return repr(v) if len(v) <= 80 else repr(v[:77]) + "..."
+        if t in _SCALARS:
+            return repr(v)
+        if (t is dict or t is list or t is tuple) and len(v) <= 8:
+            vals = v.values() if t is dict else v
+            if all(type(x) in _SCALARS and (type(x) is not str or len(x) <= 80) for x in vals) and (
+                t is not dict or all(type(k) is str and len(k) <= 80 for k in v)
+            ):
+                return repr(v)
         return _REPR.repr(v)
-    except Exception:  # pragma: no cover - a repr that raises must not break scoring
+    except Exception:  # e.g. an int too long to print: never let a message break scoring
         return f"<{type(v).__name__}>"
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return "<missing>"
+
+
+_MISSING = _Missing()
 
 
 # ------------------------------------------------------------------------------------ verdict
@@ -154,23 +177,23 @@ class AstVerdict:
     errors: tuple[str, ...] = ()
     """Human-readable reasons (what was expected, what came); empty when ``ok``."""
     assignment: tuple[tuple[int, int], ...] = ()
-    """(model call index, ground-truth index) pairs of the optimal assignment (same-name pairs only)."""
+    """(model call index, ground-truth index) pairs of the optimal assignment (same-name pairs only),
+    sorted by model call index."""
 
+
+_OK_SINGLE = AstVerdict(True, 1, 1, 1.0, (), ((0, 0),))  # immutable: safe to share
 
 # ------------------------------------------------------------------------------------ type resolution
 
 
-def _node_bfcl_type(node: Any, value: Any) -> str | None:
-    """The BFCL type name of a schema node (``x-bfcl-type`` first), or None when unknown."""
+def _json_type(node: Any, value: Any) -> str | None:
+    """BFCL type name for a node without ``x-bfcl-type``, from its JSON Schema ``type``."""
     if type(node) is not dict:
         return None
-    t = node.get("x-bfcl-type")
-    if t is not None:
-        return t if type(t) is str else None
     t = node.get("type")
     if type(t) is str:
         return _JSON_TO_BFCL.get(t)
-    if type(t) is list and t:
+    if type(t) is list:
         first = None
         tv = type(value)
         for member in t:
@@ -186,6 +209,15 @@ def _node_bfcl_type(node: Any, value: Any) -> str | None:
     return None
 
 
+def _bfcl_type(node: Any, value: Any) -> str | None:
+    if type(node) is not dict:
+        return None
+    t = node.get("x-bfcl-type", _MISSING)
+    if t is _MISSING:
+        return _json_type(node, value)
+    return t if type(t) is str else None
+
+
 def _first_type(allowed: Any) -> type | None:
     """BFCL's get_possible_answer_type: type of the first allowed value that is not ``""``."""
     for a in allowed:
@@ -198,6 +230,8 @@ def _first_type(allowed: Any) -> type | None:
 
 
 def _str_ok(value: str, allowed: Any) -> bool:
+    if value in allowed:  # equal strings standardise equally: skip the translation
+        return True
     s = value.translate(_STD_TABLE).lower()
     for a in allowed:
         if type(a) is str and a.translate(_STD_TABLE).lower() == s:
@@ -210,13 +244,28 @@ def _std_seq(seq: Any) -> list:
 
 
 def _list_ok(value: list, allowed: Any) -> bool:
-    sv = _std_seq(value)
-    n = len(sv)
+    if value in allowed:  # element-wise equal lists standardise equally
+        return True
+    n = len(value)
+    sv = None
     for a in allowed:
         ta = type(a)
-        if (ta is list or ta is str or ta is tuple) and len(a) == n and _std_seq(a) == sv:
-            return True
+        # BFCL indexes every allowed value as a sequence: "" reads as [], a string as its characters
+        if (ta is list or ta is str or ta is tuple) and len(a) == n:
+            if sv is None:
+                sv = _std_seq(value)
+            if _std_seq(a) == sv:
+                return True
     return False
+
+
+def _contains_empty(vals: Any) -> bool:
+    if type(vals) is list:
+        return "" in vals
+    try:
+        return "" in vals
+    except TypeError:
+        return vals == ""
 
 
 def _dict_ok(value: dict, allowed: Any) -> bool:
@@ -230,12 +279,12 @@ def _dict_ok(value: dict, allowed: Any) -> bool:
                 good = False
                 break
             if type(vals) is not list and type(vals) is not tuple and type(vals) is not str:
-                vals = (vals,)
+                vals = (vals,)  # BFCL would raise
             sv = v.translate(_STD_TABLE).lower() if type(v) is str else v
             if sv not in _std_seq(vals):
                 good = False
                 break
-        if good:
+        if good and len(a) > len(value):
             for k, vals in a.items():
                 if k not in value and not _contains_empty(vals):
                     good = False
@@ -243,20 +292,6 @@ def _dict_ok(value: dict, allowed: Any) -> bool:
         if good:
             return True
     return False
-
-
-def _contains_empty(vals: Any) -> bool:
-    try:
-        return "" in vals
-    except TypeError:
-        return vals == ""
-
-
-class _Missing:
-    __slots__ = ()
-
-
-_MISSING = _Missing()
 
 
 def _list_dict_ok(value: list, allowed: Any) -> bool:
@@ -306,30 +341,44 @@ def _untyped_ok(value: Any, allowed: Any) -> bool:
 
 
 def _check_value(value: Any, allowed: Any, node: Any) -> int:
-    """One parameter under BFCL's python rules: _OK, _TYPE, _NESTED_TYPE or _VALUE."""
+    """One parameter under BFCL's python rules: _OK (0), _TYPE, _NESTED_TYPE or _VALUE."""
     if type(allowed) is not list and type(allowed) is not tuple:
         return _VALUE  # malformed ground truth: nothing can match
-    t = _node_bfcl_type(node, value)
-    exp = _PY_TYPES.get(t) if t is not None else None
+    if type(node) is dict:
+        t = node.get("x-bfcl-type", _MISSING)
+        if t is _MISSING:
+            t = _json_type(node, value)
+    else:
+        t = None
+    exp = _PY_TYPES.get(t) if type(t) is str else None
     if exp is None:
         return _OK if _untyped_ok(value, allowed) else _VALUE
     tv = type(value)
-    if tv is int and exp is float:  # python's int → float auto-conversion
-        value = float(value)
-        tv = float
-    elif tv is tuple and t == "tuple":
-        value = list(value)
-        tv = list
-    pa = _first_type(allowed)
+    if tv is not exp:
+        if tv is int and exp is float:  # python's int → float auto-conversion
+            try:
+                value = float(value)
+            except OverflowError:
+                return _VALUE
+            tv = float
+        elif tv is tuple and t == "tuple":
+            value = list(value)
+            tv = list
+    pa = None
+    for a in allowed:
+        if a != "":
+            pa = type(a)
+            break
     is_var = pa is not None and pa is not exp
     inner: type | None = None
     if tv is exp:
         if t in _NESTED:
             items = node.get("items")
-            it = _node_bfcl_type(items, None) if items is not None else None
-            inner = _PY_TYPES.get(it) if it is not None else None
-            if inner is not None and not _nested_ok(value, allowed, inner):
-                return _NESTED_TYPE
+            if type(items) is dict:
+                it = _bfcl_type(items, None)
+                inner = _PY_TYPES.get(it) if it is not None else None
+                if inner is not None and not _nested_ok(value, allowed, inner):
+                    return _NESTED_TYPE
     elif pa is not None and tv is pa:
         is_var = True
     else:
@@ -352,90 +401,141 @@ def _check_value(value: Any, allowed: Any, node: Any) -> int:
 # ------------------------------------------------------------------------------------ one pair
 
 
-def _check_pair(args: Any, gt: Any, props: Mapping, required: Sequence) -> tuple[bool, int]:
-    """(passes BFCL's per-call check, number of ground-truth params accepted)."""
-    if type(args) is not dict:
-        if not isinstance(args, Mapping):
-            return False, 0
-        args = dict(args)
+def _score_pair(
+    args: dict | None, gt: Mapping, props: Mapping, required: Sequence, errors: list[str] | None = None
+) -> tuple[bool, int]:
+    """(passes BFCL's per-call check, number of ground-truth params accepted).
+
+    With ``errors`` given, the reasons for each failure are appended to it (messages are only
+    built on failures, so passing pairs cost nothing extra).
+    """
+    if args is None:
+        if errors is not None:
+            errors.append("arguments are not an object")
+        return False, 0
     ok = True
     acc = 0
     for r in required:
         if r not in args:
             ok = False
-            break
+            if errors is None:
+                break
+            errors.append(f"missing required parameter {r!r}")
     for k, v in args.items():
         allowed = gt.get(k, _MISSING)
         node = props.get(k, _MISSING)
         if allowed is _MISSING or node is _MISSING:
             ok = False
-        elif _check_value(v, allowed, node) == _OK:
-            acc += 1
-        else:
-            ok = False
-    for k, allowed in gt.items():
-        if k not in args:
-            if _contains_empty(allowed) and k not in required:
-                acc += 1
-            else:
-                ok = False
-    return ok, acc
-
-
-def _explain_pair(args: Any, gt: Mapping, props: Mapping, required: Sequence, name: str, gt_name: str) -> list[str]:
-    """Reasons a pair fails (slow path, only for the final assignment of a failing verdict)."""
-    if name != gt_name:
-        return [f"function name {name!r} is not the expected {gt_name!r}"]
-    if not isinstance(args, Mapping):
-        return [f"arguments are a {type(args).__name__}, not an object"]
-    out: list[str] = []
-    for r in required:
-        if r not in args:
-            out.append(f"missing required parameter {r!r}")
-    for k, v in args.items():
-        allowed = gt.get(k, _MISSING)
-        node = props.get(k, _MISSING)
-        if node is _MISSING:
-            out.append(f"unexpected parameter {k!r} (not in the tool's schema)")
-            continue
-        if allowed is _MISSING:
-            out.append(f"unexpected parameter {k!r} (the expected call does not set it)")
+            if errors is not None:
+                why = "not in the tool's schema" if node is _MISSING else "the expected call does not set it"
+                errors.append(f"unexpected parameter {k!r} ({why})")
             continue
         code = _check_value(v, allowed, node)
         if code == _OK:
+            acc += 1
             continue
-        t = _node_bfcl_type(node, v)
-        if code == _TYPE:
-            out.append(f"parameter {k!r}: expected type {t}, got {type(v).__name__} {_r(v)}")
-        elif code == _NESTED_TYPE:
-            items = node.get("items") if type(node) is dict else None
-            out.append(f"parameter {k!r}: elements of {_r(v)} do not all have type "
-                       f"{_node_bfcl_type(items, None)}")
+        ok = False
+        if errors is not None:
+            errors.append(_value_error(k, v, allowed, node, code))
+    if len(gt) > acc:
+        for k, allowed in gt.items():
+            if k not in args:
+                if _contains_empty(allowed) and k not in required:
+                    acc += 1
+                else:
+                    ok = False
+                    if errors is not None and k not in required:
+                        errors.append(f"parameter {k!r} is missing (expected {_r(allowed)}; it may not be omitted)")
+    return ok, acc
+
+
+def _value_error(k: str, v: Any, allowed: Any, node: Any, code: int) -> str:
+    t = _bfcl_type(node, v)
+    if code == _TYPE:
+        return f"parameter {k!r}: expected type {t}, got {type(v).__name__} {_r(v)}"
+    if code == _NESTED_TYPE:
+        items = node.get("items") if type(node) is dict else None
+        return f"parameter {k!r}: the elements of {_r(v)} must have type {_bfcl_type(items, None)}"
+    how = " (compared case-insensitively, ignoring ' ,./-_*^')" if type(v) is str else ""
+    return f"parameter {k!r}: got {_r(v)}, expected one of {_r(allowed)}{how}"
+
+
+# ------------------------------------------------------------------------------------ matching
+
+_Expected = tuple  # (name, gt params, schema properties, schema required)
+
+
+def _prepare(possible_answers: Sequence, tools: Sequence[ToolSpec]) -> tuple[list[_Expected], int]:
+    specs: dict[str, ToolSpec] | None = None
+    exp: list[_Expected] = []
+    n_params = 0
+    for j, ans in enumerate(possible_answers):
+        if (type(ans) is not dict and not isinstance(ans, Mapping)) or len(ans) != 1:
+            raise ValueError(f"ground truth #{j} must be a one-key mapping {{name: {{param: [values]}}}}, got {_r(ans)}")
+        ((gt_name, gt_params),) = ans.items()
+        if type(gt_params) is not dict and not isinstance(gt_params, Mapping):
+            raise ValueError(f"ground truth #{j} ({gt_name}) parameters must be a mapping, got {_r(gt_params)}")
+        if len(possible_answers) == 1:
+            spec = next((t for t in tools if t.name == gt_name), None)
         else:
-            how = " (compared case-insensitively, ignoring ' ,./-_*^')" if type(v) is str else ""
-            out.append(f"parameter {k!r}: got {_r(v)}, expected one of {_r(allowed)}{how}")
-    for k, allowed in gt.items():
-        if k not in args and k not in required and not _contains_empty(allowed):
-            out.append(f"parameter {k!r} is missing (expected one of {_r(allowed)}; it may not be omitted)")
-    return out or ["does not match"]
+            if specs is None:
+                specs = {}
+                for t in tools:
+                    specs.setdefault(t.name, t)  # BFCL's find_description takes the first
+            spec = specs.get(gt_name)
+        if spec is None:
+            raise ValueError(f"ground truth #{j} calls {gt_name!r}, which is not among the task's tools")
+        params = spec.parameters
+        if type(params) is not dict:
+            params = params if isinstance(params, Mapping) else {}
+        props = params.get("properties") or {}
+        required = params.get("required") or ()
+        exp.append((gt_name, gt_params, props, required))
+        n_params += len(gt_params)
+    return exp, n_params
 
 
-# ------------------------------------------------------------------------------------ assignment
+def _args_of(call: ToolCall) -> dict | None:
+    a = call.arguments
+    if type(a) is dict:
+        return a
+    return dict(a) if isinstance(a, Mapping) else None
 
 
-def _optimal_assignment(weights: dict[tuple[int, int], float], n_calls: int, n_exp: int) -> list[tuple[int, int]]:
+def _assign_group(ci: list[int], gj: list[int], w: dict[tuple[int, int], int]) -> list[tuple[int, int]]:
+    """Maximum-weight assignment between model calls ``ci`` and ground-truth entries ``gj``."""
+    if len(ci) == 1 or len(gj) == 1:
+        best = max(((i, j) for i in ci for j in gj), key=w.__getitem__)
+        return [best]
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    w = np.zeros((n_calls, n_exp))
-    for (i, j), x in weights.items():
-        w[i, j] = x
-    rows, cols = linear_sum_assignment(w, maximize=True)
-    return [(int(i), int(j)) for i, j in zip(rows, cols) if (int(i), int(j)) in weights]
+    m = np.array([[w[(i, j)] for j in gj] for i in ci], dtype=float)
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return [(ci[int(r)], gj[int(c)]) for r, c in zip(rows, cols)]
 
 
 def _fmt_call(name: str, args: Any) -> str:
-    return f"{name}({_r(args)})"
+    if type(args) is not dict:
+        return f"{name}({_r(args)})"
+    parts = [f"{k}={_r(v)}" for k, v in list(args.items())[:8]]
+    if len(args) > 8:
+        parts.append("...")
+    return f"{name}({', '.join(parts)})"
+
+
+def _fmt_expected(name: str, gt: Mapping) -> str:
+    parts = []
+    for k, allowed in list(gt.items())[:8]:
+        if type(allowed) is list and len(allowed) == 1:
+            parts.append(f"{k}={_r(allowed[0])}")
+        elif type(allowed) is list and allowed == [""]:
+            parts.append(f"{k}=<omitted>")
+        else:
+            parts.append(f"{k}∈{_r(allowed)}")
+    if len(gt) > 8:
+        parts.append("...")
+    return f"{name}({', '.join(parts)})"
 
 
 def match_calls(
@@ -448,153 +548,129 @@ def match_calls(
     """Match a model's calls against BFCL possible answers (see the module docstring).
 
     ``possible_answers`` is BFCL's ground truth: ``[{func_name: {param: [allowed values...]}}, ...]``.
-    ``tools`` are the task's tools; each ground-truth name must be one of them.
+    ``tools`` are the task's tools; each ground-truth name must be one of them. Model call
+    arguments are read, never modified.
     Raises ``ValueError`` for a malformed ground truth or an unsupported ``language``.
     """
-    lang = str(getattr(language, "value", language) or "python").lower()
-    if lang not in SUPPORTED_LANGUAGES:
-        raise ValueError(
-            f"AST matching for language {language!r} is not implemented (supported: python); BFCL's "
-            "java/javascript checkers convert string values with their own type converters"
-        )
-    specs: dict[str, ToolSpec] = {}
-    for t in tools:
-        if t.name not in specs:  # BFCL's find_description takes the first with that name
-            specs[t.name] = t
-    exp: list[tuple[str, Mapping, Mapping, Sequence]] = []
-    by_name: dict[str, list[int]] = {}
-    n_params = 0
-    for j, ans in enumerate(possible_answers):
-        if not isinstance(ans, Mapping) or len(ans) != 1:
-            raise ValueError(f"ground truth #{j} must be a one-key mapping {{name: {{param: [values]}}}}, got {_r(ans)}")
-        ((gt_name, gt_params),) = ans.items()
-        spec = specs.get(gt_name)
-        if spec is None:
-            raise ValueError(f"ground truth #{j} calls {gt_name!r}, which is not among the task's tools")
-        if not isinstance(gt_params, Mapping):
-            raise ValueError(f"ground truth #{j} ({gt_name}) parameters must be a mapping, got {_r(gt_params)}")
-        params = spec.parameters if isinstance(spec.parameters, Mapping) else {}
-        props = params.get("properties") or {}
-        required = params.get("required") or ()
-        exp.append((gt_name, gt_params, props, required))
-        n_params += len(gt_params)
-        by_name.setdefault(gt_name, []).append(j)
+    if language != "python":
+        lang = str(getattr(language, "value", language) or "python").lower()
+        if lang not in SUPPORTED_LANGUAGES:
+            raise ValueError(
+                f"AST matching for language {language!r} is not implemented (supported: python); "
+                "BFCL's java/javascript checkers first convert string values with their own type converters"
+            )
+    exp, n_params = _prepare(possible_answers, tools)
     n_exp = len(exp)
     n_calls = len(calls)
 
-    # ---- fast path: one expected, one given
+    # ---- fast path: one expected call, one given
     if n_exp == 1 and n_calls == 1:
         gt_name, gt_params, props, required = exp[0]
         call = calls[0]
-        if call.name == gt_name:
-            ok, acc = _check_pair(call.arguments, gt_params, props, required)
-            if ok:
-                return AstVerdict(True, 1, 1, 1.0, (), ((0, 0),))
-            accuracy = acc / n_params if n_params else 1.0
-            errors = tuple(f"call #0 {_fmt_call(call.name, call.arguments)}: {e}"
-                           for e in _explain_pair(call.arguments, gt_params, props, required, call.name, gt_name))
-            return AstVerdict(False, 1, 0, accuracy, errors, ((0, 0),))
-        errors = (f"call #0 is {call.name!r}, expected {gt_name!r}" + _case_hint(call.name, by_name),)
-        return AstVerdict(False, 1, 0, 0.0, errors, ())
+        if call.name != gt_name:
+            names = {gt_name: [0]}
+            return AstVerdict(False, 1, 0, 0.0, (f"call #0 is {call.name!r}, expected {gt_name!r}" + _case_hint(call.name, names),), ())
+        reasons: list[str] = []
+        ok, acc = _score_pair(_args_of(call), gt_params, props, required, reasons)
+        if ok:
+            return _OK_SINGLE
+        errors = tuple(f"call #0 {gt_name}: {e}" for e in reasons or ["does not match"])
+        return AstVerdict(False, 1, 0, acc / n_params if n_params else 1.0, errors, ((0, 0),))
 
-    # ---- general case: score every same-name pair
-    pair_ok: dict[tuple[int, int], bool] = {}
-    pair_acc: dict[tuple[int, int], int] = {}
-    passes: list[list[int]] = [[] for _ in range(n_exp)]  # gt j → model calls passing for it
-    for i, call in enumerate(calls):
-        js = by_name.get(call.name)
-        if not js:
-            continue
-        args = call.arguments
-        for j in js:
+    exp_by_name: dict[str, list[int]] = {}
+    for j, e in enumerate(exp):
+        exp_by_name.setdefault(e[0], []).append(j)
+    calls_by_name: dict[str, list[int]] = {}
+    for i, c in enumerate(calls):
+        if c.name in exp_by_name:
+            calls_by_name.setdefault(c.name, []).append(i)
+    args_list = [_args_of(c) for c in calls]
+
+    # scores of same-name pairs, computed on demand and shared by both phases
+    scored: dict[tuple[int, int], tuple[bool, int]] = {}
+
+    def score(i: int, j: int) -> tuple[bool, int]:
+        r = scored.get((i, j))
+        if r is None:
             _, gt_params, props, required = exp[j]
-            ok, acc = _check_pair(args, gt_params, props, required)
-            pair_ok[(i, j)] = ok
-            pair_acc[(i, j)] = acc
-            if ok:
-                passes[j].append(i)
+            r = scored[(i, j)] = _score_pair(args_list[i], gt_params, props, required)
+        return r
 
-    # greedy in ground-truth order (BFCL's own order); when it pairs everything it is optimal
-    assignment: list[tuple[int, int]] | None = None
+    # ---- BFCL's own greedy pairing, in ground-truth order: when it pairs everything, done
     if n_exp == n_calls:
-        used: set[int] = set()
+        used = [False] * n_calls
         greedy: list[tuple[int, int]] = []
         for j in range(n_exp):
-            for i in passes[j]:
-                if i not in used:
-                    used.add(i)
+            for i in calls_by_name.get(exp[j][0], ()):
+                if not used[i] and score(i, j)[0]:
+                    used[i] = True
                     greedy.append((i, j))
                     break
             else:
                 break
         if len(greedy) == n_exp:
-            assignment = greedy
-    if assignment is not None:
-        return AstVerdict(True, n_exp, n_exp, 1.0, (), tuple(sorted(assignment)))
+            greedy.sort()
+            return AstVerdict(True, n_exp, n_exp, 1.0, (), tuple(greedy))
 
-    if pair_ok:
-        # lexicographic weight: passing pairs ≫ accepted params ≫ same-name pairs
-        m = min(n_calls, n_exp)
-        b = m + 1
-        a = n_params * b + m + 1
-        weights = {p: (a if pair_ok[p] else 0) + pair_acc[p] * b + 1 for p in pair_ok}
-        assignment = _optimal_assignment(weights, n_calls, n_exp)
-    else:
-        assignment = []
-    matched = sum(1 for p in assignment if pair_ok[p])
+    # ---- optimal assignment, name group by name group (pairs only exist within a name)
+    m = min(n_calls, n_exp)
+    b = m + 1
+    big = n_params * b + m + 1  # passing pairs ≫ accepted params ≫ same-name pairs
+    weight: dict[tuple[int, int], int] = {}
+    assignment: list[tuple[int, int]] = []
+    for name, ci in calls_by_name.items():
+        gj = exp_by_name[name]
+        for i in ci:
+            for j in gj:
+                ok, acc = score(i, j)
+                weight[(i, j)] = (big if ok else 0) + acc * b + 1
+        assignment.extend(_assign_group(ci, gj, weight))
+    assignment.sort()
+    matched = sum(1 for p in assignment if scored[p][0])
     ok = n_exp == n_calls and matched == n_exp
+    if ok:  # BFCL's greedy order failed but a perfect pairing exists (see module docstring)
+        return AstVerdict(True, n_exp, matched, 1.0, (), tuple(assignment))
     if n_params:
-        accuracy = sum(pair_acc[p] for p in assignment) / n_params
+        accuracy = sum(scored[p][1] for p in assignment) / n_params
     elif n_exp:
         accuracy = len(assignment) / n_exp
     else:
         accuracy = 1.0 if n_calls == 0 else 0.0
-    assignment.sort()
-    if ok:  # only reachable when greedy order failed but a perfect matching exists
-        return AstVerdict(True, n_exp, matched, 1.0, (), tuple(assignment))
 
     errors: list[str] = []
     if n_calls != n_exp:
         errors.append(f"expected {n_exp} call(s), got {n_calls}")
     paired_calls = set()
-    paired_gt = set()
+    paired_exp = set()
     for i, j in assignment:
         paired_calls.add(i)
-        paired_gt.add(j)
-        if pair_ok[(i, j)]:
+        paired_exp.add(j)
+        if scored[(i, j)][0] or len(errors) > _MAX_ERRORS:
             continue
-        gt_name, gt_params, props, required = exp[j]
-        call = calls[i]
-        for e in _explain_pair(call.arguments, gt_params, props, required, call.name, gt_name):
-            errors.append(f"call #{i} {_fmt_call(call.name, call.arguments)} vs expected #{j}: {e}")
-            if len(errors) > _MAX_ERRORS:
-                break
-        if len(errors) > _MAX_ERRORS:
-            break
+        _, gt_params, props, required = exp[j]
+        reasons: list[str] = []
+        _score_pair(args_list[i], gt_params, props, required, reasons)
+        head = f"call #{i} {calls[i].name} vs expected #{j}: "
+        errors.extend(head + e for e in reasons or ["does not match"])
     for j in range(n_exp):
-        if len(errors) > _MAX_ERRORS:
-            break
-        if j not in paired_gt:
-            gt_name, gt_params, _, _ = exp[j]
-            errors.append(f"expected call #{j} {_fmt_call(gt_name, gt_params)} has no matching call")
+        if j not in paired_exp and len(errors) <= _MAX_ERRORS:
+            errors.append(f"expected call #{j} {_fmt_expected(exp[j][0], exp[j][1])} has no matching call")
     for i, call in enumerate(calls):
-        if len(errors) > _MAX_ERRORS:
-            break
-        if i not in paired_calls:
-            if call.name in by_name:
+        if i not in paired_calls and len(errors) <= _MAX_ERRORS:
+            if call.name in exp_by_name:
                 errors.append(f"call #{i} {_fmt_call(call.name, call.arguments)} is surplus")
             else:
-                errors.append(f"call #{i} {call.name!r} is not an expected function" + _case_hint(call.name, by_name))
+                errors.append(f"call #{i} {call.name!r} is not an expected function" + _case_hint(call.name, exp_by_name))
     if len(errors) > _MAX_ERRORS:
         errors = errors[:_MAX_ERRORS] + ["... (more errors left out)"]
-    if not errors:  # pragma: no cover - defensive
-        errors.append("calls do not match the ground truth")
     return AstVerdict(False, n_exp, matched, accuracy, tuple(errors), tuple(assignment))
 
 
-def _case_hint(name: str, by_name: Mapping[str, Any]) -> str:
-    low = name.lower() if type(name) is str else name
-    for n in by_name:
-        if n.lower() == low and n != name:
+def _case_hint(name: Any, names: Mapping[str, Any]) -> str:
+    if type(name) is not str:
+        return ""
+    low = name.lower()
+    for n in names:
+        if n != name and n.lower() == low:
             return f" (names are case-sensitive; did you mean {n!r}?)"
     return ""

@@ -32,7 +32,7 @@ class ServerConfig:
 
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind. Loopback by default: expose it only with TLS/auth."})
     port: int = field(default=50051, metadata={"help": "Port to bind; 0 picks a free port (see RunningServer.port)."})
-    suite: str = field(default="bfcl", metadata={"help": "Task suite: 'bfcl', 'bfcl-single', 'bfcl-multi' or a JSONL file."})
+    suite: str = field(default="default", metadata={"help": "Task suite: 'default' (BFCL v4 + toolgym_python), 'bfcl', 'bfcl-single', 'bfcl-multi' or a JSONL file."})
     categories: tuple[str, ...] = field(default=(), metadata={"help": "Restrict the suite to these categories (empty = all)."})
     max_workers: int = field(default=32, metadata={"help": "gRPC handler threads."})
     max_output_chars: int = field(default=1 << 20, metadata={"help": "Largest model output accepted per Score/Step (RESOURCE_EXHAUSTED above)."})

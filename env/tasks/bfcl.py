@@ -23,7 +23,7 @@ Mapping onto :class:`~toolgym.env.types.Task`:
 - ``ground_truth``: ``ast`` — BFCL possible answers (``[{func: {param: [allowed...]}}]``);
   ``multi_turn`` — one list of call strings per turn (same length as ``turns``).
 - ``optimal_steps``: ``1`` for single-turn tasks (one model output answers them); for multi-turn
-  tasks the number of ground-truth calls summed over all turns.
+  tasks the number of ground-truth calls summed over all turns (at least 1).
 - ``missed_function``: turn index (a string, as in BFCL) → function names withheld until then.
 - ``metadata`` (multi-turn): ``path`` (BFCL's expected function path), ``excluded_function``
   (when present) and ``long_context`` (True for ``multi_turn_long_context``: the backends load
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata as _metadata
 from importlib import resources
@@ -155,6 +154,7 @@ def bfcl_available() -> bool:
         return False
 
 
+@functools.cache
 def bfcl_version() -> str:
     try:
         return _metadata.version("bfcl-eval")
@@ -207,7 +207,7 @@ def tool_from_bfcl(function: Mapping[str, Any], language: str = "python") -> Too
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _class_tools(cls: str) -> tuple[ToolSpec, ...]:
     file = MULTI_TURN_CLASS_DOCS.get(cls)
     if file is None:
@@ -274,7 +274,7 @@ def build_task(
             tools=tools,
             category=category,
             ground_truth=gt,
-            optimal_steps=sum(len(t) for t in gt),
+            optimal_steps=max(1, sum(len(t) for t in gt)),
             language=language,
             involved_classes=involved,
             initial_config=dict(record.get("initial_config") or {}),

