@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 JSONValue = Any
@@ -155,6 +156,8 @@ class Task:
     missed_function: dict[str, tuple[str, ...]] = field(default_factory=dict)
     metadata: dict[str, JSONValue] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def tool_names(self) -> frozenset[str]:
+        # cached_property writes the instance __dict__ directly, so it works on a frozen
+        # dataclass; it is on the scoring hot path.
         return frozenset(t.name for t in self.tools)

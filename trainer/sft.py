@@ -90,7 +90,7 @@ def _sft_args(cfg: TrainConfig, out: Path, sequential: bool) -> Any:
         max_steps=s.max_steps if s.max_steps > 0 else -1,
         per_device_train_batch_size=s.per_device_train_batch_size,
         gradient_accumulation_steps=s.gradient_accumulation_steps,
-        warmup_ratio=s.warmup_ratio,
+        warmup_steps=float(s.warmup_ratio),  # transformers 5: a float in [0, 1) is a ratio
         lr_scheduler_type=s.lr_scheduler_type,
         max_length=s.max_length,
         assistant_only_loss=s.assistant_only_loss,

@@ -77,6 +77,7 @@ Nothing here is global and mutable; no deep copies are made; values are never mo
 from __future__ import annotations
 
 import reprlib
+from itertools import permutations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -505,8 +506,19 @@ def _args_of(call: ToolCall) -> dict | None:
 def _assign_group(ci: list[int], gj: list[int], w: dict[tuple[int, int], int]) -> list[tuple[int, int]]:
     """Maximum-weight assignment between model calls ``ci`` and ground-truth entries ``gj``."""
     if len(ci) == 1 or len(gj) == 1:
-        best = max(((i, j) for i in ci for j in gj), key=w.__getitem__)
-        return [best]
+        return [max(((i, j) for i in ci for j in gj), key=w.__getitem__)]
+    if len(ci) <= 3 and len(gj) <= 3:  # at most 6 pairings: enumerate them
+        best: tuple[tuple[int, int], ...] = ()
+        best_w = -1
+        if len(ci) <= len(gj):
+            cands = (tuple(zip(ci, p)) for p in permutations(gj, len(ci)))
+        else:
+            cands = (tuple(zip(p, gj)) for p in permutations(ci, len(gj)))
+        for cand in cands:
+            s = sum(w[p] for p in cand)
+            if s > best_w:
+                best, best_w = cand, s
+        return list(best)
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 

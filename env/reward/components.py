@@ -41,11 +41,18 @@ def expected_tool_names(task: Task) -> list[str] | None:
     return list(listed) if isinstance(listed, (list, tuple)) else None
 
 
-def optimal_calls(task: Task) -> int:
-    """The optimal number of tool calls for the task (see module docstring)."""
+_UNSET: list[str] = []
+
+
+def optimal_calls(task: Task, names: list[str] | None = _UNSET) -> int:
+    """The optimal number of tool calls for the task (see module docstring).
+
+    ``names`` may pass a precomputed :func:`expected_tool_names` (the engine computes it once).
+    """
     if task.kind == "irrelevance":
         return 0
-    names = expected_tool_names(task)
+    if names is _UNSET:
+        names = expected_tool_names(task)
     if task.kind in ("ast", "multi_turn") and names is not None:
         return len(names)
     return max(0, int(task.optimal_steps))
@@ -86,6 +93,8 @@ def tool_f1(predicted: Sequence[str], expected: Sequence[str]) -> float:
         return 1.0
     if not predicted or not expected:
         return 0.0
+    if len(predicted) == 1 and len(expected) == 1:  # the common single-call case, without Counters
+        return 1.0 if predicted[0] == expected[0] else 0.0
     overlap = sum((Counter(predicted) & Counter(expected)).values())
     if overlap == 0:
         return 0.0
@@ -94,8 +103,9 @@ def tool_f1(predicted: Sequence[str], expected: Sequence[str]) -> float:
     return 2 * p * r / (p + r)
 
 
-def tool_accuracy(task: Task, calls: Sequence[ToolCall]) -> tuple[float, str]:
-    expected = expected_tool_names(task)
+def tool_accuracy(task: Task, calls: Sequence[ToolCall], expected: list[str] | None = _UNSET) -> tuple[float, str]:
+    if expected is _UNSET:
+        expected = expected_tool_names(task)
     predicted = [c.name for c in calls]
     if expected is None:
         if task.kind == "relevance":
@@ -107,21 +117,24 @@ def tool_accuracy(task: Task, calls: Sequence[ToolCall]) -> tuple[float, str]:
             return hit / len(calls), f"{hit}/{len(calls)} calls to offered tools"
         return 1.0, "task lists no expected tools"
     f1 = tool_f1(predicted, expected)
+    if f1 == 1.0:
+        return f1, "tools ok"
     return f1, f"tool F1 {f1:.2f} (called {sorted(predicted)}, expected {sorted(expected)})"
 
 
 # ---------------------------------------------------------------- efficiency
 
 
-def efficiency(task: Task, calls_made: int) -> float:
+def efficiency(task: Task, calls_made: int, optimal: int | None = None) -> float:
     """min(1, optimal / taken), with both floored at 1 so an empty optimal path is well-defined."""
-    return min(1.0, max(1, optimal_calls(task)) / max(1, calls_made))
+    opt = optimal_calls(task) if optimal is None else optimal
+    return min(1.0, max(1, opt) / max(1, calls_made))
 
 
 # ---------------------------------------------------------------- timing quality
 
 
-def timing_quality(task: Task, traj: Trajectory) -> tuple[float, str]:
+def timing_quality(task: Task, traj: Trajectory, optimal: int | None = None) -> tuple[float, str]:
     """Share of timing checks passed.
 
     Checks: (1) a call was made when one was needed and none when none was (irrelevance /
@@ -130,7 +143,8 @@ def timing_quality(task: Task, traj: Trajectory) -> tuple[float, str]:
     precondition, e.g. a file or booking that does not exist yet).
     """
     calls = traj.calls
-    needs_call = task.kind != "irrelevance" and (optimal_calls(task) > 0 or task.kind == "relevance")
+    opt = optimal_calls(task) if optimal is None else optimal
+    needs_call = task.kind != "irrelevance" and (opt > 0 or task.kind == "relevance")
     checks = 1
     passed = int(bool(calls) == needs_call)
     notes = [] if passed else (["no call although one was needed"] if needs_call else ["called a tool although none fits"])
@@ -193,12 +207,14 @@ class PenaltyCounts:
         return [(k, getattr(self, k)) for k in ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")]
 
 
-def count_penalties(task: Task, traj: Trajectory) -> PenaltyCounts:
+def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _UNSET) -> PenaltyCounts:
     offered = task.tool_names
-    expected = expected_tool_names(task)
+    if expected is _UNSET:
+        expected = expected_tool_names(task)
     needed = set(expected) if expected is not None else None
     wrong = halluc = redundant = 0
     seen: set[str] = set()
+    n_calls = sum(len(s.parsed.calls) for s in traj.steps)
     for step in traj.steps:
         outcomes = step.outcomes
         for i, call in enumerate(step.parsed.calls):
@@ -206,10 +222,11 @@ def count_penalties(task: Task, traj: Trajectory) -> PenaltyCounts:
                 halluc += 1
             elif needed is not None and call.name not in needed:
                 wrong += 1
-            key = call.key()
-            if key in seen:
-                redundant += 1
-            seen.add(key)
+            if n_calls > 1:  # a key (JSON of the args) is only needed when a repeat is possible
+                key = call.key()
+                if key in seen:
+                    redundant += 1
+                seen.add(key)
             # A state change makes an identical later call meaningful again.
             if i < len(outcomes) and outcomes[i].state_changed:
                 seen.clear()

@@ -118,14 +118,16 @@ def _score(task: Task, traj: Trajectory, cfg: RewardConfig) -> ScoreResult:
     notes.append(note)
 
     calls = traj.calls
-    ta, note = C.tool_accuracy(task, calls)
+    expected = C.expected_tool_names(task)
+    optimal = C.optimal_calls(task, expected)
+    ta, note = C.tool_accuracy(task, calls, expected)
     comp["tool_accuracy"] = C.finite01(ta)
     if ta < 1.0:
         notes.append(note)
 
-    comp["efficiency"] = C.finite01(C.efficiency(task, len(calls)))
+    comp["efficiency"] = C.finite01(C.efficiency(task, len(calls), optimal))
 
-    tq, note = C.timing_quality(task, traj)
+    tq, note = C.timing_quality(task, traj, optimal)
     comp["timing_quality"] = C.finite01(tq)
     if tq < 1.0:
         notes.append(note)
@@ -139,7 +141,7 @@ def _score(task: Task, traj: Trajectory, cfg: RewardConfig) -> ScoreResult:
         details["parse_issues"] = issues[:5]
         notes.append(f"parse: {issues[0]}")
 
-    counts = C.count_penalties(task, traj)
+    counts = C.count_penalties(task, traj, expected)
     penalties: dict[str, float] = {}
     for kind, n in counts.items():
         if n:

@@ -12,6 +12,7 @@ What a worker sees (nothing else of the host)::
     /tmp                            private tmpfs
     /ws                             private, size-limited tmpfs: the session workspaces
     /workspace                      empty mount point (a code call's own workspace goes here)
+    everything else                 read-only (the root tmpfs and /dev are remounted read-only)
 
 Namespaces: user, mount, pid, net (no interfaces but a down loopback), ipc, uts, cgroup
 (``--unshare-all``). ``--die-with-parent`` kills the sandbox with its bwrap; ``--new-session``
@@ -235,6 +236,9 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     args += ["--perms", "1777", "--size", str(int(config.tmp_bytes)), "--tmpfs", "/tmp"]
     args += ["--perms", "0711", "--size", str(int(config.workspace_bytes)), "--tmpfs", WORKSPACE_ROOT]
     args += ["--dir", WORKSPACE_MOUNT, "--chdir", "/tmp"]
+    # The root tmpfs and /dev would otherwise be writable and shared by every session of the
+    # worker (a channel between sessions): only /tmp and the workspaces stay writable.
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     spec = {
         "site": site_dirs,
         "env_dir": env_dir,

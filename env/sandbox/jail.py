@@ -287,8 +287,15 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp_prog: bytes
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001
             pass
-        os.write(3, json.dumps({"error": err}).encode())
-        code = 0
+        if os.getpid() != 1:
+            # A process the code forked ran to the end of the code: like a forked child of a
+            # script, it just exits (only the jail's pid 1 reports the call's result).
+            code = 0 if err is None else 1
+            if err is not None:
+                os.write(2, err.encode("utf-8", errors="replace"))
+        else:
+            os.write(3, json.dumps({"error": err}).encode())
+            code = 0
     except BaseException as e:  # noqa: BLE001 - jail setup failed or the runner itself broke
         try:
             os.write(rfd, json.dumps({"error": f"sandbox setup failed: {type(e).__name__}: {e}", "setup": True}).encode())
