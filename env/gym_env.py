@@ -37,7 +37,8 @@ def _pick_id(ids: Sequence[str], seed: int) -> str:
 
 
 class _TextEnvBase(gym.Env[str, str]):
-    metadata = {"render_modes": ["ansi"], "render_fps": 0}
+    # render_fps is meaningless for a text transcript but gymnasium requires a positive value.
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(self, *, categories: Sequence[str] | None, task_ids: Sequence[str] | None, template: str | None,
                  randomize_template: bool, max_steps: int, default_template: str, render_mode: str | None):

@@ -94,7 +94,13 @@ def bleu(hypothesis: str, references: list[str]) -> float | None:
     except ImportError:  # pragma: no cover - sacrebleu is a dependency
         return None
     tok = "zh" if has_cjk(hyp) or any(has_cjk(r) for r in refs) else "13a"
-    return float(sacrebleu.sentence_bleu(hyp, refs, tokenize=tok).score)
+    scorer = _bleu_scorers.get(tok)
+    if scorer is None:  # same settings as sacrebleu.sentence_bleu (exp smoothing, effective order)
+        scorer = _bleu_scorers[tok] = sacrebleu.BLEU(tokenize=tok, effective_order=True)
+    return float(scorer.sentence_score(hyp, refs).score)
+
+
+_bleu_scorers: dict = {}
 
 
 def clear_caches() -> None:

@@ -150,11 +150,24 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
         yield eval_pb2.ScoreItemsResponse(result=_result_pb(report, options.include_items))
 
 
-def add_to_server(server: grpc.Server, servicer: EvalServicer | None = None, **kwargs) -> EvalServicer:
-    """Register ``EvalService`` on a ``grpc.Server``; returns the servicer."""
+class Registered(list):
+    """The full names of the services registered (for health checking and reflection); ``.servicer``
+    is the servicer instance."""
+
+    servicer: EvalServicer
+
+
+def add_to_server(server: grpc.Server, servicer: EvalServicer | None = None, **kwargs) -> Registered:
+    """Register ``EvalService`` on a ``grpc.Server``.
+
+    Returns ``["toolgym.v1.EvalService"]`` (a list, so a server can mark them SERVING in its health
+    service and list them for reflection); the servicer is at ``.servicer``.
+    """
     servicer = servicer or EvalServicer(**kwargs)
     eval_pb2_grpc.add_EvalServiceServicer_to_server(servicer, server)
-    return servicer
+    names = Registered([SERVICE_NAME])
+    names.servicer = servicer
+    return names
 
 
 class EvalClient:

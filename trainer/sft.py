@@ -9,6 +9,7 @@ merged model as ``final`` so later stages load it like any checkpoint).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from toolgym.trainer.common import (
     MetricsLog,
     bf16_default,
     check_extra,
+    cuda_available,
     load_model,
     load_tokenizer,
     metrics_callback,
@@ -79,6 +81,48 @@ def prepare_sft_data(
     return rounds, report
 
 
+@functools.cache
+def _sft_trainer_class() -> type:
+    import torch
+    from trl import SFTTrainer
+
+    class ToolgymSFTTrainer(SFTTrainer):
+        """SFTTrainer with an optional plain cross-entropy loss.
+
+        TRL 1.16 computes the SFT loss with a chunked, fused LM-head kernel (memory-lean for big vocabularies on GPU);
+        on CPU it costs ~10x a plain forward/backward of a small model. ``plain_loss=True`` computes the same
+        token-mean NLL over the label mask from full logits.
+        """
+
+        plain_loss = False
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            if not self.plain_loss or return_outputs:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            labels = inputs["labels"]
+            fw = {k: v for k, v in inputs.items() if k != "labels"}
+            fw["use_cache"] = False
+            logits = model(**fw).logits[:, :-1].float()
+            tgt = labels[:, 1:]
+            mask = tgt != -100
+            logp = logits.log_softmax(-1)
+            tok_lp = logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+            n = mask.sum() if num_items_in_batch is None else num_items_in_batch
+            loss = -tok_lp.sum() / torch.as_tensor(n, device=logits.device).clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            with torch.no_grad():
+                nv = mask.sum().clamp(min=1)
+                acc = ((logits.argmax(-1) == tgt) & mask).sum() / nv
+                ent = (-(logp.exp() * logp).sum(-1) * mask).sum() / nv
+                self._metrics[mode]["mean_token_accuracy"].append(acc.item())
+                self._metrics[mode]["entropy"].append(ent.item())
+            return loss
+
+    return ToolgymSFTTrainer
+
+
 def _sft_args(cfg: TrainConfig, out: Path, sequential: bool) -> Any:
     from trl import SFTConfig
 
@@ -133,8 +177,6 @@ def train_sft(
 ) -> str:
     """Run SFT; returns the directory of the final (merged) model."""
     from datasets import Dataset
-    from trl import SFTTrainer
-
     set_seed(cfg.seed)
     out = Path(cfg.output_dir) / "sft"
     path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
@@ -146,7 +188,7 @@ def train_sft(
     log.info("SFT data: %s", json.dumps(report))
     metrics = metrics or MetricsLog(metrics_path(cfg))
     metrics.write("sft", 0, {"sft/examples": len(rows)}, **{"sft/types": report["mixed_types"]})
-    trainer = SFTTrainer(
+    trainer = _sft_trainer_class()(
         model=model,
         args=_sft_args(cfg, out, sequential=cfg.sft.use_online_continual),
         train_dataset=Dataset.from_list(rows),
@@ -154,6 +196,8 @@ def train_sft(
         peft_config=peft_config(cfg.model),
         callbacks=[metrics_callback(metrics, "sft")],
     )
+    impl = cfg.sft.loss_impl
+    trainer.plain_loss = impl == "plain" or (impl == "auto" and not cuda_available())
     trainer.train()
     final = out / "final"
     _save_final(trainer, tokenizer, final)

@@ -120,7 +120,7 @@ def detect_template(text: str) -> str | None:
         consider(text.find("<tool_call>"), "hermes")
     if "<|startofthink|>" in text:
         consider(text.find("<|startofthink|>"), "modelscope")
-    if ":" in text:
+    if ":" in text and ("ction" in text or "CTION" in text or "nswer" in text or "NSWER" in text or "ive " in text or "IVE " in text):
         m = _REACT_LINE.search(text)
         if m is not None:
             consider(m.start(), "react")
@@ -197,7 +197,7 @@ def _parse(text: str, template: str | None) -> ParsedAction:
         e = j + len(THINK_CLOSE)
         work = " " * e + text[e:]
     if template is None:
-        template = detect_template(work)
+        template = detect_template(work if think is None else text[e:])
         if template is None:
             th = think.strip() if think else None
             return ParsedAction("plain", thought=th or None, final_answer=work.strip())

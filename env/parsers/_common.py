@@ -301,3 +301,45 @@ def find_tag_block(text: str, open_tag: str, close_tag: str) -> tuple[int, int, 
     b = i + len(open_tag)
     j = text.find(close_tag, b)
     return i, b, (j + len(close_tag) if j >= 0 else -1)
+
+
+def scan_blocks(col: Collector, text: str, open_tag: str, close_tag: str, decode) -> list[tuple[int, int]]:
+    """Find every ``open_tag ... close_tag`` block and call ``decode(col, text, body_start,
+    body_end, raw)`` on each; return the (start, end) ranges of the text outside blocks.
+
+    An unterminated block runs to the next ``open_tag`` (or the end) and is reported as
+    ``unterminated_tag``; its body is still decoded (a model that stops before the closing
+    tag loses the format point, not the call). Linear: once no ``close_tag`` is left, it is
+    not searched for again.
+    """
+    lo, lc = len(open_tag), len(close_tag)
+    pos = 0
+    n = len(text)
+    outside: list[tuple[int, int]] = []
+    no_close = False
+    while pos < n:
+        i = text.find(open_tag, pos)
+        if i < 0:
+            outside.append((pos, n))
+            break
+        outside.append((pos, i))
+        b = i + lo
+        j = -1 if no_close else text.find(close_tag, b)
+        if j < 0:
+            # Unterminated: this block runs up to the next opening tag (or the end).
+            no_close = True
+            nxt = text.find(open_tag, b)
+            end = nxt if nxt >= 0 else n
+            col.add("unterminated_tag", f"expected {close_tag} to close the {open_tag} opened here, got {'end of output' if nxt < 0 else 'another ' + open_tag}", i, text[i:end])
+            if col.full:
+                col.dropped += 1
+            else:
+                decode(col, text, b, end, text[i:end])
+            pos = end
+            continue
+        if col.full:
+            col.dropped += 1
+        else:
+            decode(col, text, b, j, text[i : j + lc])
+        pos = j + lc
+    return outside

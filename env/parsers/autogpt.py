@@ -67,6 +67,17 @@ def _handle(col: Collector, obj: dict, start: int, raw: str, state: dict) -> Non
     build_call(col, name, args, raw, start, name_field="command.name", args_field=field, has_args=has)
 
 
+def _unfence(c: str) -> str:
+    """Chatter around the JSON, minus the Markdown fence lines that wrapped it."""
+    c = c.strip()
+    if c.startswith("```"):
+        c = c[3:].lstrip()
+    k = c.rfind("```")
+    if k >= 0 and (not c[k + 3 :] or c[k + 3 :].isalnum()):
+        c = c[:k]
+    return c
+
+
 def parse(text: str, col: Collector | None = None) -> ParsedAction:
     col = col or Collector(TEMPLATE, text)
     state: dict = {"final": None, "give_up": False}
@@ -99,11 +110,7 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
         return ParsedAction(TEMPLATE, issues=col.final_issues())
     chatter.append(text[pos:])
     for c in chatter:
-        c = c.strip().strip("`")
-        if c and c.lower() not in ("json",):
-            if c.lower().startswith("json"):
-                c = c[4:]
-            col.thought(c)
+        col.thought(_unfence(c))
     return ParsedAction(
         TEMPLATE,
         calls=tuple(col.calls),

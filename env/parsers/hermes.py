@@ -15,6 +15,7 @@ from toolgym.env.parsers._common import (
     GIVE_UP_OPEN,
     Collector,
     build_call,
+    scan_blocks,
     dumps,
     loads,
     strip_fence,
@@ -87,32 +88,7 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
             give_up=give_up,
             issues=col.final_issues(),
         )
-    pos = 0
-    n = len(text)
-    outside: list[tuple[int, int]] = []
-    while pos < n:
-        i = text.find(OPEN, pos)
-        if i < 0:
-            outside.append((pos, n))
-            break
-        outside.append((pos, i))
-        b = i + _LO
-        j = text.find(CLOSE, b)
-        if j < 0:
-            col.add("unterminated_tag", f"expected {CLOSE} to close the {OPEN} opened here, got end of output", i, text[i:])
-            # Still take a complete JSON call right after the tag (models often stop before the
-            # closing tag); the issue above marks the format as broken either way.
-            nxt = text.find(OPEN, b)
-            end = nxt if nxt >= 0 else n
-            if not col.full:
-                _decode_block(col, text, b, end, text[i:end])
-            pos = end
-            continue
-        if col.full:
-            col.dropped += 1
-        else:
-            _decode_block(col, text, b, j, text[i : j + _LC])
-        pos = j + _LC
+    outside = scan_blocks(col, text, OPEN, CLOSE, _decode_block)
     for a, z in outside:
         k = text.find(CLOSE, a, z)
         if k >= 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, build_call, dumps, loads, strip_fence, type_name
+from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, build_call, dumps, scan_blocks, loads, strip_fence, type_name
 from toolgym.env.parsers.hermes import take_give_up, think_prefix
 from toolgym.env.types import ParsedAction, ToolCall, ToolSpec
 
@@ -70,30 +70,7 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
         return ParsedAction(
             TEMPLATE, thought=col.joined_thought(), final_answer=None if give_up else text.strip(), give_up=give_up, issues=col.final_issues()
         )
-    pos = 0
-    n = len(text)
-    outside: list[tuple[int, int]] = []
-    while pos < n:
-        i = text.find(OPEN, pos)
-        if i < 0:
-            outside.append((pos, n))
-            break
-        outside.append((pos, i))
-        b = i + _LO
-        j = text.find(CLOSE, b)
-        if j < 0:
-            col.add("unterminated_tag", f"expected {CLOSE} to close the {OPEN} opened here, got end of output", i, text[i:])
-            nxt = text.find(OPEN, b)
-            end = nxt if nxt >= 0 else n
-            if not col.full:
-                _decode_block(col, text, b, end, text[i:end])
-            pos = end
-            continue
-        if col.full:
-            col.dropped += 1
-        else:
-            _decode_block(col, text, b, j, text[i : j + _LC])
-        pos = j + _LC
+    outside = scan_blocks(col, text, OPEN, CLOSE, _decode_block)
     for a, z in outside:
         k = text.find(CLOSE, a, z)
         if k >= 0:

@@ -16,7 +16,6 @@ Text that is none of these is a plain final answer. toolgym's give-up marker is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +34,7 @@ def _is_item(v: Any) -> bool:
     return isinstance(v, dict) and ("function" in v or ("name" in v and ("arguments" in v or "parameters" in v)))
 
 
-def _item(col: Collector, item: Any, offset: int) -> None:
-    raw = _raw(item)
+def _item(col: Collector, item: Any, offset: int, raw: str) -> None:
     if not isinstance(item, dict):
         col.add("wrong_type", f'expected a tool call object {{"type": "function", "function": {{...}}}}, got {type_name(item)}', offset, raw)
         return
@@ -53,14 +51,6 @@ def _item(col: Collector, item: Any, offset: int) -> None:
     build_call(col, fn.get("name"), args, raw, offset, name_field="function.name", args_field=f"function.{field}", has_args=has)
 
 
-def _raw(v: Any) -> str:
-    # Decoded JSON always re-serialises (NaN/inf from overflowing literals included).
-    try:
-        return json.dumps(v, ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):  # pragma: no cover - defensive
-        return repr(v)
-
-
 def _content_text(content: Any) -> str | None:
     if isinstance(content, str):
         return content
@@ -70,12 +60,12 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def _message(col: Collector, msg: dict, offset: int, state: dict) -> bool:
+def _message(col: Collector, msg: dict, offset: int, state: dict, raw: str) -> bool:
     """Handle a dict value; False when it is not OpenAI structure at all."""
     if isinstance(msg.get("choices"), list) and msg["choices"] and isinstance(msg["choices"][0], dict):
         inner = msg["choices"][0].get("message")
         if isinstance(inner, dict):
-            return _message(col, inner, offset, state)
+            return _message(col, inner, offset, state, raw)
     content = _content_text(msg.get("content"))
     rc = msg.get("reasoning_content")
     if isinstance(rc, str):
@@ -85,27 +75,27 @@ def _message(col: Collector, msg: dict, offset: int, state: dict) -> bool:
         tcs = msg.get("tool_calls")
         if "tool_calls" in msg and tcs is not None:
             if not isinstance(tcs, list):
-                col.add("wrong_type", f'expected "tool_calls" to be a list, got {type_name(tcs)}', offset, _raw(msg))
+                col.add("wrong_type", f'expected "tool_calls" to be a list, got {type_name(tcs)}', offset, raw)
                 return True
             for it in tcs:
                 if col.full:
                     col.dropped += 1
                     continue
-                _item(col, it, offset)
+                _item(col, it, offset, raw)
         fc = msg.get("function_call")
         if fc is not None:
-            _item(col, fc, offset)
+            _item(col, fc, offset, raw)
         return True
     if msg.get("give_up") is True:
         state["give_up"] = True
         col.thought(content)
         return True
     if _is_item(msg):
-        _item(col, msg, offset)
+        _item(col, msg, offset, raw)
         return True
     if "role" in msg or "content" in msg:
         if content is None:
-            col.add("wrong_type", f'expected "content" to be a string, got {type_name(msg.get("content"))}', offset, _raw(msg))
+            col.add("wrong_type", f'expected "content" to be a string, got {type_name(msg.get("content"))}', offset, raw)
         else:
             state["final"] = content.strip()
         return True
@@ -137,14 +127,17 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
             return ParsedAction(TEMPLATE, thought=col.joined_thought(), give_up=state["give_up"], issues=col.final_issues())
         return _plain(col, text, state)
     recognised = True
+    # Each call's raw text is the whole JSON value it came from (exact model text; element
+    # spans inside a decoded JSON value are not tracked).
+    raw = text[start:stop]
     if isinstance(value, dict):
-        recognised = _message(col, value, start, state)
+        recognised = _message(col, value, start, state, raw)
     elif isinstance(value, list) and value and any(_is_item(v) for v in value):
         for it in value:
             if col.full:
                 col.dropped += 1
                 continue
-            _item(col, it, start)
+            _item(col, it, start, raw)
     else:
         recognised = False
     if not recognised:

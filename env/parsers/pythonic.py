@@ -25,8 +25,13 @@ from toolgym.env.parsers._common import Collector, strip_fence
 from toolgym.env.types import ParseIssue, ToolCall, ToolParseError
 
 TEMPLATE = "pythonic"
+#: Longer call text is refused (kind ``too_long``) instead of handed to ``ast.parse``: no
+#: real call list comes near it, and parsing megabytes of Python costs seconds.
+MAX_PY_SOURCE = 128 * 1024
 
 _literal_eval = ast.literal_eval
+_Constant = ast.Constant
+_PLAIN = (str, int, bool, type(None))  # floats go through _to_json (NaN/inf are refused)
 
 
 class _Lines:
@@ -154,6 +159,9 @@ def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positio
         col.add(kind, message, off + base_offset if off >= 0 else -1, fragment)
 
     src, shift = strip_fence(text)
+    if len(src) > MAX_PY_SOURCE:
+        add("too_long", f"expected at most {MAX_PY_SOURCE} characters of call syntax, got {len(src)}", shift, text)
+        return
     try:
         tree = ast.parse(src, mode="exec")
     except SyntaxError as e:
@@ -210,17 +218,23 @@ def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positio
                 add("non_literal", f"argument {i} of {name}: expected a literal value (string, number, bool, None, list, dict), got {a_seg!r}", a_off + shift, raw)
                 ok = False
         for kw in node.keywords:
-            v_off, v_seg = lines.segment(kw.value)
+            v = kw.value
             if kw.arg is None:
+                v_off, v_seg = lines.segment(v)
                 add("wrong_type", f"expected name=value keyword arguments in call to {name}, got **{v_seg}", v_off + shift, raw)
                 ok = False
                 continue
+            if type(v) is _Constant and type(v.value) in _PLAIN:
+                args[kw.arg] = v.value  # fast path: a plain literal needs no conversion
+                continue
             try:
-                args[kw.arg] = _to_json(_literal_eval(kw.value))
+                args[kw.arg] = _to_json(_literal_eval(v))
             except _NotJSON as e:
+                v_off, _ = lines.segment(v)
                 add("wrong_type", f"argument {kw.arg!r} of {name}: expected a JSON-compatible literal, got {e.what}", v_off + shift, raw)
                 ok = False
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                v_off, v_seg = lines.segment(v)
                 add("non_literal", f"argument {kw.arg!r} of {name}: expected a literal value (string, number, bool, None, list, dict), got {v_seg!r}", v_off + shift, raw)
                 ok = False
         if ok:
@@ -313,10 +327,13 @@ def looks_like_calls(text: str) -> bool:
 
 
 def _starts_calls(body: str) -> bool:
-    if _CALLS_AT_START.match(body) is None:
+    m = _CALLS_AT_START.match(body)
+    if m is None:
         return False
-    tail = body.rstrip()[-1:]
-    return tail == ")" or tail == "]"
+    if "[" in m.group():
+        return True  # "[name(" or "[]": call-list syntax, even when truncated
+    # A bare "name(": only when the text also ends like a call ("Paris(France) is nice" is prose).
+    return body.rstrip().endswith(")")
 
 
 def parse_template(text: str, col: Collector | None = None) -> ParsedAction:

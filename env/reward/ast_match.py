@@ -46,17 +46,21 @@ Deliberate differences from BFCL
    pairs ``f(x=2)``↔first and ``f(x=1)``↔second and accepts. Every output BFCL accepts, toolgym
    accepts (a greedy success is a perfect matching); the converse fails exactly in this situation:
    a model call passing for more than one ground-truth entry with a greedy order that strands one.
-   The pairing is a maximum-weight assignment (``scipy.optimize.linear_sum_assignment``) that first
-   maximises the number of passing pairs, then the number of accepted parameters, then the number
-   of same-name pairs; a greedy pass is tried first and is the answer whenever it pairs everything.
+   The pairing is a maximum-weight assignment that first maximises the number of passing pairs,
+   then the number of accepted parameters, then the number of same-name pairs. Pairs only exist
+   between calls of the same name, so it is solved per name: groups up to 3×3 by enumeration,
+   larger ones with ``scipy.optimize.linear_sum_assignment``. BFCL's greedy pass (same order) is
+   tried first and is the answer whenever it pairs everything, so accepted outputs never pay for
+   the assignment.
 2. **Lookup by name.** BFCL's simple category checks the single call against the *first* function
    of the task, whatever the ground truth's name; toolgym looks the schema up by the ground-truth
    name (identical on BFCL data, where simple tasks offer one function with that name).
 3. **Defined where BFCL raises.** Where BFCL's checker would raise (an unknown type name, an
    ``array`` without ``items``, an allowed value of a shape it indexes blindly, a dict checked
-   against a non-dict), toolgym answers instead: unknown/missing types are checked by value only
-   (no type rule), a missing ``items`` skips the element type check, malformed allowed values never
-   match. A ground-truth call naming a tool the task does not offer is a malformed task and raises
+   against a non-dict, an int too large for a float), toolgym answers instead: unknown/missing
+   types are checked by value only (no type rule; ``bool`` still never equals a number), a missing
+   ``items`` skips the element type check, allowed values of shapes BFCL cannot index never match
+   (a scalar where a dict key's list of allowed values belongs counts as a one-element list). A ground-truth call naming a tool the task does not offer is a malformed task and raises
    ``ValueError`` (the reward engine reports ``valid=False``).
 4. **Plain JSON Schema.** Without ``x-bfcl-type`` the JSON Schema ``type`` is used: ``number`` acts as
    BFCL ``float``, ``object`` as ``dict``, ``null`` as ``NoneType``; a list of types takes the member
@@ -77,13 +81,14 @@ Nothing here is global and mutable; no deep copies are made; values are never mo
 from __future__ import annotations
 
 import reprlib
-from itertools import permutations
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from itertools import permutations
+from typing import Any
 
 from toolgym.env.types import ToolCall, ToolSpec
 
-__all__ = ["AstVerdict", "match_calls", "standardize_string", "SUPPORTED_LANGUAGES"]
+__all__ = ["SUPPORTED_LANGUAGES", "AstVerdict", "match_calls", "standardize_string"]
 
 SUPPORTED_LANGUAGES = ("python",)
 
@@ -416,6 +421,7 @@ def _score_pair(
         return False, 0
     ok = True
     acc = 0
+    present = 0  # given params that the ground truth lists
     for r in required:
         if r not in args:
             ok = False
@@ -430,15 +436,18 @@ def _score_pair(
             if errors is not None:
                 why = "not in the tool's schema" if node is _MISSING else "the expected call does not set it"
                 errors.append(f"unexpected parameter {k!r} ({why})")
+            if allowed is not _MISSING:
+                present += 1
             continue
+        present += 1
         code = _check_value(v, allowed, node)
-        if code == _OK:
+        if not code:
             acc += 1
             continue
         ok = False
         if errors is not None:
             errors.append(_value_error(k, v, allowed, node, code))
-    if len(gt) > acc:
+    if len(gt) > present:  # some ground-truth params were not given
         for k, allowed in gt.items():
             if k not in args:
                 if _contains_empty(allowed) and k not in required:
@@ -489,8 +498,12 @@ def _prepare(possible_answers: Sequence, tools: Sequence[ToolSpec]) -> tuple[lis
         params = spec.parameters
         if type(params) is not dict:
             params = params if isinstance(params, Mapping) else {}
-        props = params.get("properties") or {}
+        props = params.get("properties")
+        if type(props) is not dict:
+            props = props if isinstance(props, Mapping) else {}
         required = params.get("required") or ()
+        if type(required) is str:
+            required = (required,)
         exp.append((gt_name, gt_params, props, required))
         n_params += len(gt_params)
     return exp, n_params
@@ -601,23 +614,19 @@ def match_calls(
     # scores of same-name pairs, computed on demand and shared by both phases
     scored: dict[tuple[int, int], tuple[bool, int]] = {}
 
-    def score(i: int, j: int) -> tuple[bool, int]:
-        r = scored.get((i, j))
-        if r is None:
-            _, gt_params, props, required = exp[j]
-            r = scored[(i, j)] = _score_pair(args_list[i], gt_params, props, required)
-        return r
-
     # ---- BFCL's own greedy pairing, in ground-truth order: when it pairs everything, done
     if n_exp == n_calls:
         used = [False] * n_calls
         greedy: list[tuple[int, int]] = []
         for j in range(n_exp):
-            for i in calls_by_name.get(exp[j][0], ()):
-                if not used[i] and score(i, j)[0]:
-                    used[i] = True
-                    greedy.append((i, j))
-                    break
+            gt_name, gt_params, props, required = exp[j]
+            for i in calls_by_name.get(gt_name, ()):
+                if not used[i]:
+                    r = scored[(i, j)] = _score_pair(args_list[i], gt_params, props, required)
+                    if r[0]:
+                        used[i] = True
+                        greedy.append((i, j))
+                        break
             else:
                 break
         if len(greedy) == n_exp:
@@ -632,10 +641,13 @@ def match_calls(
     assignment: list[tuple[int, int]] = []
     for name, ci in calls_by_name.items():
         gj = exp_by_name[name]
-        for i in ci:
-            for j in gj:
-                ok, acc = score(i, j)
-                weight[(i, j)] = (big if ok else 0) + acc * b + 1
+        for j in gj:
+            _, gt_params, props, required = exp[j]
+            for i in ci:
+                r = scored.get((i, j))
+                if r is None:
+                    r = scored[(i, j)] = _score_pair(args_list[i], gt_params, props, required)
+                weight[(i, j)] = (big if r[0] else 0) + r[1] * b + 1
         assignment.extend(_assign_group(ci, gj, weight))
     assignment.sort()
     matched = sum(1 for p in assignment if scored[p][0])

@@ -148,13 +148,15 @@ def timing_quality(task: Task, traj: Trajectory, optimal: int | None = None) -> 
     checks = 1
     passed = int(bool(calls) == needs_call)
     notes = [] if passed else (["no call although one was needed"] if needs_call else ["called a tool although none fits"])
-    answered = False
+    answered_turn = -1  # the user turn in which the model last gave its answer
     late = 0
     for step in traj.steps:
-        if step.parsed.calls and (answered or step.parsed.final_answer is not None):
+        # A new user turn (multi-turn tasks) asks a new question: answering the previous one
+        # does not make this turn's calls late.
+        if step.parsed.calls and (answered_turn == step.turn or step.parsed.final_answer is not None):
             late += len(step.parsed.calls)
         if step.parsed.final_answer is not None:
-            answered = True
+            answered_turn = step.turn
     if calls:
         checks += 1
         passed += int(late == 0)

@@ -23,9 +23,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
-import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -33,107 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolgym.env.sandbox import bwrap, protocol
+from toolgym.env.sandbox import bwrap
 from toolgym.env.sandbox.config import CallResult, SandboxConfig, SandboxError, SandboxLimits, SandboxUnavailable, SessionError
+from toolgym.env.sandbox.handle import WorkerDied, WorkerHandle, WorkerTimeout
 
 log = logging.getLogger(__name__)
-
-
-class _WorkerDied(Exception):
-    pass
-
-
-class _WorkerTimeout(Exception):
-    pass
-
-
-class _Worker:
-    """Host-side handle on one sandboxed worker process."""
-
-    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        self.wid = wid
-        self.lock = threading.Lock()
-        self.alive = True
-        self.load = 0  # sessions bound here (guarded by the pool lock)
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        self._wfd = proc.stdin.fileno()
-        self._reader = protocol.FrameReader(proc.stdout.fileno(), max_frame)
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
-        self._drain = threading.Thread(target=self._drain_stderr, name=f"sandbox-worker-{wid}-stderr", daemon=True)
-        self._drain.start()
-        self.info: dict[str, Any] = {}
-
-    def _drain_stderr(self) -> None:
-        f = self.proc.stderr
-        assert f is not None
-        try:
-            for raw in iter(f.readline, b""):
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                self.stderr_tail.append(line)
-                log.debug("sandbox worker %s: %s", self.wid, line)
-        except (OSError, ValueError):
-            pass
-
-    def stderr_text(self, n: int = 30) -> str:
-        return "\n".join(list(self.stderr_tail)[-n:])
-
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
-        try:
-            msg = self._reader.read(timeout)
-        except protocol.FrameTimeout:
-            raise _WorkerTimeout() from None
-        except (protocol.FrameError, OSError) as e:
-            raise _WorkerDied(str(e)) from None
-        if not (isinstance(msg, dict) and msg.get("ready")):
-            raise _WorkerDied(f"unexpected first frame: {msg!r}")
-        self.info = msg
-        return msg
-
-    def request(self, msg: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        """Send one request and wait for its answer. Caller holds ``self.lock``."""
-        if not self.alive:
-            raise _WorkerDied("worker is gone")
-        try:
-            protocol.write_frame(self._wfd, msg)
-            resp = self._reader.read(timeout)
-        except protocol.FrameTimeout:
-            raise _WorkerTimeout() from None
-        except (protocol.FrameError, OSError) as e:
-            self.alive = False
-            raise _WorkerDied(str(e)) from None
-        if not isinstance(resp, dict):
-            self.alive = False
-            raise _WorkerDied(f"malformed answer {resp!r:.200}")
-        return resp
-
-    def kill(self) -> None:
-        self.alive = False
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                if f is not None:
-                    f.close()
-            except OSError:
-                pass
-
-    def shutdown(self, timeout: float = 1.0) -> None:
-        if self.alive and self.lock.acquire(timeout=timeout):
-            try:
-                self.request({"op": "exit"}, timeout)
-            except (_WorkerDied, _WorkerTimeout, OSError):
-                pass
-            finally:
-                self.lock.release()
-        self.kill()
 
 
 @dataclass
@@ -150,7 +51,7 @@ class _Session:
     kind: str
     config: dict[str, Any]
     lock: threading.Lock = field(default_factory=threading.Lock)
-    worker: _Worker | None = None
+    worker: WorkerHandle | None = None
     names: list[str] = field(default_factory=list)
     isolated: bool = False
     log: list[_LogEntry] = field(default_factory=list)
@@ -170,7 +71,7 @@ class WorkerPool:
         self.config = config or SandboxConfig()
         self._plan = bwrap.plan_worker(self.config)
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
+        self._workers: list[WorkerHandle] = []
         self._sessions: dict[str, _Session] = {}
         self._next_wid = 0
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
@@ -206,7 +107,7 @@ class WorkerPool:
             self._last_start_error = str(e)
             log.error("sandbox worker failed to start: %s", e)
 
-    def _add_worker(self) -> _Worker:
+    def _add_worker(self) -> WorkerHandle:
         if self._closed:
             raise SandboxError("the pool is closed")
         with self._lock:
@@ -215,10 +116,10 @@ class WorkerPool:
         # Popen from one long-lived thread: bwrap's --die-with-parent is a parent-death signal,
         # which Linux sends when the *thread* that forked it exits.
         proc = self._spawner.submit(bwrap.spawn, self._plan).result()
-        w = _Worker(proc, wid, self.config.max_frame_bytes)
+        w = WorkerHandle(proc, wid, self.config.max_frame_bytes)
         try:
             w.wait_ready(self.config.start_timeout_s)
-        except (_WorkerDied, _WorkerTimeout) as e:
+        except (WorkerDied, WorkerTimeout) as e:
             w.kill()
             w._drain.join(timeout=1.0)
             detail = w.stderr_text() or str(e) or type(e).__name__
@@ -231,7 +132,7 @@ class WorkerPool:
             self._stats["workers_started"] += 1
         return w
 
-    def _worker_died(self, w: _Worker, reason: str) -> None:
+    def _worker_died(self, w: WorkerHandle, reason: str) -> None:
         """Discard ``w`` and start a replacement. Sessions on it rebuild when next used."""
         w.kill()
         with self._lock:
@@ -249,7 +150,7 @@ class WorkerPool:
             except SandboxError as e:
                 log.error("could not replace sandbox worker: %s", e)
 
-    def _pick_worker(self) -> _Worker:
+    def _pick_worker(self) -> WorkerHandle:
         with self._lock:
             alive = [w for w in self._workers if w.alive]
             if alive:
@@ -306,7 +207,7 @@ class WorkerPool:
                             self._timeout(s, entry.limits),
                         )
                         if r.get("tainted") or not r.get("ok"):
-                            raise _WorkerDied(f"replay of {entry.name} failed: {r.get('error')}")
+                            raise WorkerDied(f"replay of {entry.name} failed: {r.get('error')}")
                         self._count("replayed_calls")
                         got = r.get("result") or {}
                         if (got.get("output"), got.get("error")) != (entry.result.get("output"), entry.result.get("error")):
@@ -316,12 +217,12 @@ class WorkerPool:
                     with self._lock:
                         self._stats["rebuilds"] += 1
                 return
-            except (_WorkerDied, _WorkerTimeout) as e:
+            except (WorkerDied, WorkerTimeout) as e:
                 last_err = str(e) or type(e).__name__
                 self._worker_died(w, f"while rebuilding session {s.sid}: {last_err}")
         raise SandboxError(f"could not rebuild session {s.sid}: {last_err}")
 
-    def _ensure_bound(self, s: _Session) -> _Worker:
+    def _ensure_bound(self, s: _Session) -> WorkerHandle:
         w = s.worker
         if w is None or not w.alive:
             self._bind(s)
@@ -368,7 +269,11 @@ class WorkerPool:
                 try:
                     with w.lock:
                         resp = w.request(msg, self._timeout(s, lim))
-                except _WorkerTimeout:
+                    if not resp.get("ok"):
+                        # Tool failures come back inside "result"; a failed op means the worker
+                        # itself is broken (e.g. its zygote died): treat it like a crash.
+                        raise WorkerDied(f"worker error: {resp.get('error')}")
+                except WorkerTimeout:
                     self._worker_died(w, f"call {name} ran past its limit of {lim['wall_s']} s")
                     with self._lock:
                         self._stats["timeouts"] += 1
@@ -376,7 +281,7 @@ class WorkerPool:
                         ok=False, output="", error=f"wall-time limit exceeded ({lim['wall_s']:g} s); the call was killed",
                         timed_out=True, duration_s=time.monotonic() - t0,
                     )
-                except _WorkerDied as e:
+                except WorkerDied as e:
                     self._worker_died(w, f"died during call {name}: {e}")
                     with self._lock:
                         self._stats["crashes_in_call"] += 1
@@ -387,10 +292,6 @@ class WorkerPool:
                             duration_s=time.monotonic() - t0,
                         )
                     continue
-                if not resp.get("ok"):
-                    if resp.get("tainted"):
-                        self._worker_died(w, "tainted by a limit")
-                    raise SandboxError(f"worker error: {resp.get('error')}")
                 result = dict(resp.get("result") or {})
                 with self._lock:
                     self._stats["calls"] += 1
@@ -413,7 +314,7 @@ class WorkerPool:
                 try:
                     with w.lock:
                         resp = w.request({"op": "state", "session": s.sid}, self.config.start_timeout_s)
-                except (_WorkerDied, _WorkerTimeout) as e:
+                except (WorkerDied, WorkerTimeout) as e:
                     self._worker_died(w, f"during state(): {e or type(e).__name__}")
                     continue
                 if not resp.get("ok"):
@@ -442,7 +343,7 @@ class WorkerPool:
                     try:
                         with w.lock:
                             w.request({"op": "close", "session": s.sid}, self.config.start_timeout_s)
-                    except (_WorkerDied, _WorkerTimeout) as e:
+                    except (WorkerDied, WorkerTimeout) as e:
                         self._worker_died(w, f"during close: {e or type(e).__name__}")
 
     def worker_pid(self, session_id: str) -> int:
@@ -477,6 +378,7 @@ class WorkerPool:
             "workers_started": st.get("workers_started", 0),
             "sessions_opened": st.get("sessions_opened", 0),
             "worker_pids": [w.pid for w in workers],
+            "seccomp": bool(workers) and all(w.info.get("seccomp") for w in workers),
         }
 
     def close(self) -> None:

@@ -109,12 +109,11 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
         names.append(env_pb2.DESCRIPTOR.services_by_name["EnvService"].full_name)
         closers.append(env.close)
 
-    try:
-        from toolgym.evals.service import add_to_server as add_eval
-    except ImportError as e:  # evals is part of the distribution; a broken install must be visible
-        log.warning("EvalService not served: %s", e)
-    else:
-        names.extend(add_eval(server))
+    # EvalService is part of the distribution: a broken install fails loudly here.
+    from toolgym.evals.service import SERVICE_NAME as EVAL_SERVICE, add_to_server as add_eval
+
+    add_eval(server)
+    names.append(EVAL_SERVICE)
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -62,7 +62,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         if req.task_id or req.task_json:
             task = resolve_task(self._suite, req.task_id, req.task_json)
         else:
-            pool = self._suite.filter(categories=list(req.categories) or None)
+            try:
+                pool = self._suite.filter(categories=list(req.categories) or None)
+            except ValueError as e:
+                raise not_found(str(e)) from None
             if len(pool) == 0:
                 raise not_found(f"no task in categories {list(req.categories)}; known categories: {sorted(self._suite.categories())}")
             task = select_task(list(pool), seed if seed is not None else 0)
@@ -120,7 +123,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
     def ListTasks(self, request: env_pb2.ListTasksRequest, context: grpc.ServicerContext) -> env_pb2.ListTasksResponse:
         if request.limit < 0 or request.offset < 0:
             raise invalid(f"limit and offset must be >= 0, got limit={request.limit} offset={request.offset}")
-        sel = self._suite.filter(categories=list(request.categories) or None, kinds=list(request.kinds) or None)
+        try:
+            sel = self._suite.filter(categories=list(request.categories) or None, kinds=list(request.kinds) or None)
+        except ValueError as e:
+            raise not_found(str(e)) from None
         tasks = sorted(sel, key=lambda t: t.id)
         total = len(tasks)
         tasks = tasks[request.offset:]

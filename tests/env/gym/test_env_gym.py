@@ -25,7 +25,8 @@ def _checked(env) -> list[str]:
 
 
 def test_check_env_in_process_without_warnings():
-    env = ToolUseEnv(categories=CATS, render_mode="ansi")
+    # Made through gym.make so the env has a spec (check_env then also tests every render mode).
+    env = gym.make("toolgym/ToolUse-v0", categories=CATS, render_mode="ansi").unwrapped
     try:
         assert _checked(env) == []
     finally:
@@ -33,7 +34,7 @@ def test_check_env_in_process_without_warnings():
 
 
 def test_check_env_remote_without_warnings(env_server):
-    env = RemoteToolUseEnv(env_server.address, categories=CATS, render_mode="ansi")
+    env = gym.make("toolgym/ToolUse-v0", server=env_server.address, categories=CATS, render_mode="ansi").unwrapped
     try:
         assert _checked(env) == []
     finally:
@@ -117,7 +118,8 @@ def test_bad_action_type_is_a_clear_error():
 
 def test_async_vector_env_remote(env_server):
     addr = env_server.address
-    fns = [lambda: gym.make("toolgym/ToolUse-v0", server=addr, categories=["simple_python", "irrelevance"]) for _ in range(2)]
+    # "module:id" makes gymnasium import toolgym.env (which registers the id) in each spawned worker.
+    fns = [lambda: gym.make("toolgym.env:toolgym/ToolUse-v0", server=addr, categories=["simple_python", "irrelevance"]) for _ in range(2)]
     venv = gym.vector.AsyncVectorEnv(fns, context="spawn")
     try:
         obs, infos = venv.reset(seed=[1, 2])

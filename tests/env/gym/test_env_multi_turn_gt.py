@@ -14,8 +14,11 @@ def run_episode(env, task, drop_last: bool) -> dict:
     obs, info = env.reset(options={"task_id": task.id, "template": "hermes"})
     info = {}
     last = len(task.ground_truth) - 1
+    # "The last turn's calls": the last turn that has any. multi_turn_base_167's final turn has an
+    # empty ground truth in BFCL's data (nothing to drop there), so its previous turn is dropped.
+    drop = max(i for i, c in enumerate(task.ground_truth) if c)
     for turn, calls in enumerate(task.ground_truth):
-        action = None if (drop_last and turn == last) else gt_turn_action(calls, task.tools)
+        action = None if (drop_last and turn == drop) else gt_turn_action(calls, task.tools)
         if action is not None:
             obs, r, term, trunc, info = env.step(action)
             assert not term and not trunc, f"{task.id}: episode ended inside turn {turn}"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import sys
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterator
+from typing import Any
 
 CATEGORIES = (
     "simple_python",
@@ -155,21 +157,52 @@ def _first(allowed: list) -> tuple[bool, Any]:
     return False, None
 
 
-def reference_calls(gt: list, full: bool = False) -> Calls:
-    """The ground truth as calls: first allowed value per param; optional ones (``""`` allowed)
-    are omitted unless ``full``."""
+def _realize_template(template: Any, full: bool) -> Any:
+    """A dict value from a BFCL dict template ``{key: [allowed...]}``: first allowed per key,
+    keys whose allowed values include ``""`` left out unless ``full``."""
+    if not isinstance(template, dict):
+        return copy.deepcopy(template)
+    out = {}
+    for k, allowed in template.items():
+        if not isinstance(allowed, list):
+            continue
+        if "" in allowed and not full:
+            continue
+        has, v = _first(allowed)
+        if has:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def reference_calls(gt: list, full: bool = False, functions: list | None = None) -> Calls:
+    """The ground truth as calls: first allowed value per param; optional ones (not required and
+    ``""`` allowed) are omitted unless ``full``. With ``functions`` (BFCL format), dict-typed
+    params (and arrays of dicts), whose allowed values are templates, are filled in."""
+    fdesc = {f["name"]: f for f in functions or ()}
     out = []
     for entry in gt:
         ((name, params),) = entry.items()
+        schema = fdesc.get(name, {}).get("parameters", {})
+        props = schema.get("properties", {})
+        required = schema.get("required", [])
         args = {}
         for p, allowed in params.items():
             if not isinstance(allowed, list):
                 continue
-            if "" in allowed and not full:
+            if "" in allowed and not full and p not in required:
                 continue
             has, v = _first(allowed)
-            if has:
-                args[p] = copy.deepcopy(v)
+            if not has:
+                continue
+            ptype = props.get(p, {}).get("type")
+            itype = (props.get(p, {}).get("items") or {}).get("type")
+            if ptype == "dict" and isinstance(v, dict):
+                v = _realize_template(v, full)
+            elif ptype in ("array", "tuple") and itype == "dict" and isinstance(v, list):
+                v = [_realize_template(x, full) for x in v]
+            else:
+                v = copy.deepcopy(v)
+            args[p] = v
         out.append((name, args))
     return out
 
@@ -212,7 +245,8 @@ def _retype(kind: str, v: Any) -> tuple[bool, Any]:
     if kind == "int_to_float":
         return (type(v) is int), float(v) if type(v) is int else v
     if kind == "float_to_int":
-        return (type(v) is float and v == v and abs(v) < 1e18), int(v) if type(v) is float and v == v and abs(v) < 1e18 else v
+        ok = type(v) is float and math.isfinite(v)
+        return ok, int(v) if ok else v
     if kind == "int_to_str":
         return (type(v) in (int, float)), str(v)
     if kind == "bool_to_str":
@@ -256,8 +290,8 @@ def generate_cases(task: BfclTask, seed: int = 0) -> Iterator[tuple[str, Calls]]
     rng = random.Random(f"{seed}:{task.id}")
     gt = task.ground_truth
     fdesc = {f["name"]: f for f in task.functions}
-    ref = reference_calls(gt)
-    full = reference_calls(gt, full=True)
+    ref = reference_calls(gt, functions=task.functions)
+    full = reference_calls(gt, full=True, functions=task.functions)
     yield "ground_truth", _clone(ref)
     if full != ref:
         yield "ground_truth_with_optionals", _clone(full)
@@ -369,6 +403,6 @@ def json_roundtrip(calls: Calls) -> Calls:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_bfcl_agreement import run_agreement, format_table
+    from test_bfcl_agreement import format_table, run_agreement
 
     print(format_table(run_agreement()))

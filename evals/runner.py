@@ -1,0 +1,508 @@
+"""``toolgym eval run``: generate predictions with a model, score them, write everything to a run folder.
+
+Backends (``--backend auto`` picks): a local ``transformers`` model (a folder), vLLM (only when importable and
+a GPU is visible; imported lazily), or any OpenAI-compatible ``/v1/chat/completions`` endpoint (``--model``
+is then an ``http(s)://`` URL; plain ``urllib``, no SDK).
+
+Suites:
+
+- ``kagentbench`` (``--data ITEMS.jsonl``): each item's own ``prompt_input`` is the prompt, one generation
+  per template (``profile`` items: ``prompt_input["prompt"]``), exactly as KAgentBench's inference
+  scripts do; predictions are ``{"id", "model_predict"}`` lines that ``toolgym eval kagentbench`` re-scores
+  offline.
+- ``bfcl`` / ``bfcl:<category>,...`` / any toolgym suite name: episodes through the env's gRPC API
+  (``Reset`` renders the prompt with the env's templates, ``Step`` applies the model's action and the
+  terminal step carries the toolgym reward). ``--server ADDR`` uses a running server; without it an
+  in-process server is started for the run.
+
+The run folder holds ``meta.json``, ``predictions.jsonl`` (appended and flushed per item: an interrupted
+run resumes where it stopped, skipping ids already written), ``scores.json``, ``report.html`` and
+``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunConfig", "Generator", "make_generator", "run_eval", "OpenAIGenerator", "TransformersGenerator",
+           "VLLMGenerator", "read_predictions_file"]
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class RunConfig:
+    model: str
+    suite: str = "kagentbench"
+    out: str = "runs/eval"
+    data: str | None = None
+    backend: str = "auto"  # auto | transformers | vllm | openai
+    model_name: str | None = None  # served model id for OpenAI endpoints
+    api_key_env: str = "OPENAI_API_KEY"
+    max_new_tokens: int = 512
+    max_input_tokens: int = 3072
+    temperature: float = 0.0
+    batch_size: int = 8
+    limit: int = 0
+    system: str = ""
+    templates: tuple[str, ...] = ()  # kagentbench: only these prompt templates; bfcl: templates to cycle
+    server: str | None = None
+    categories: tuple[str, ...] = ()
+    max_steps: int = 8
+    strict: bool = False
+    bleu: bool = True
+    name: str = ""
+    progress: bool = True
+    timeout: float = 120.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# Generators
+# ------------------------------------------------------------------------------------------------
+class Generator:
+    name = "base"
+
+    def generate(self, batch: Sequence[Messages]) -> list[str]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class OpenAIGenerator(Generator):
+    """Any OpenAI-compatible chat endpoint; ``base_url`` like ``http://host:8000/v1``."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, *, model: str | None, api_key: str | None, max_new_tokens: int,
+                 temperature: float, timeout: float = 120.0, retries: int = 3):
+        self.url = base_url.rstrip("/")
+        if not self.url.endswith("/chat/completions"):
+            self.url += "/chat/completions"
+        self.model = model or "default"
+        self.api_key = api_key
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.timeout = timeout
+        self.retries = retries
+
+    def _one(self, messages: Messages) -> str:
+        body = json.dumps({"model": self.model, "messages": messages, "max_tokens": self.max_new_tokens,
+                           "temperature": self.temperature}).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last: Exception | None = None
+        for attempt in range(self.retries):
+            req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                msg = (data.get("choices") or [{}])[0].get("message") or {}
+                content = msg.get("content") or ""
+                if not content and msg.get("tool_calls"):
+                    content = json.dumps({"tool_calls": msg["tool_calls"]}, ensure_ascii=False)
+                return content
+            except urllib.error.HTTPError as e:
+                last = e
+                if e.code < 500 and e.code != 429:
+                    raise RuntimeError(f"endpoint {self.url} answered HTTP {e.code}: {e.read()[:500]!r}") from e
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                last = e
+            time.sleep(min(4.0, 0.5 * 2 ** attempt))
+        raise RuntimeError(f"endpoint {self.url} failed after {self.retries} tries: {last}")
+
+    def generate(self, batch: Sequence[Messages]) -> list[str]:
+        return [self._one(m) for m in batch]
+
+
+def _render_chat(tokenizer, messages: Messages) -> str:
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    parts = [f"{m['role']}: {m['content']}" for m in messages if m.get("content")]
+    return "\n".join(parts) + "\nassistant:"
+
+
+class TransformersGenerator(Generator):
+    """Local model folder through ``transformers`` (greedy unless ``temperature > 0``)."""
+
+    name = "transformers"
+
+    def __init__(self, path: str, *, max_new_tokens: int, max_input_tokens: int, temperature: float):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(path)
+        self.tok.padding_side = "left"
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        if torch.cuda.is_available():
+            self.model = self.model.to("cuda")
+        self.model.eval()
+        self.max_new_tokens = max_new_tokens
+        self.max_input_tokens = max_input_tokens
+        self.temperature = temperature
+
+    def _ids(self, messages: Messages) -> list[int]:
+        text = _render_chat(self.tok, messages)
+        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        n = self.max_input_tokens
+        if n and len(ids) > n:  # keep head and tail, like KAgentBench's inference scripts
+            ids = ids[: n // 2] + ids[-(n - n // 2):]
+        return ids
+
+    def generate(self, batch: Sequence[Messages]) -> list[str]:
+        torch = self.torch
+        seqs = [self._ids(m) for m in batch]
+        width = max(len(s) for s in seqs)
+        pad = self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.model.device)
+        attn = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.model.device)
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "pad_token_id": pad}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature)
+        else:
+            kw.update(do_sample=False)
+        with torch.no_grad():
+            out = self.model.generate(input_ids=input_ids, attention_mask=attn, **kw)
+        return [self.tok.decode(row[width:], skip_special_tokens=True) for row in out.tolist()]
+
+
+class VLLMGenerator(Generator):
+    name = "vllm"
+
+    def __init__(self, path: str, *, max_new_tokens: int, max_input_tokens: int, temperature: float):
+        from vllm import LLM, SamplingParams  # imported only here: vllm is an optional GPU extra
+
+        self.llm = LLM(model=path, max_model_len=max(2048, max_input_tokens + max_new_tokens))
+        self.tok = self.llm.get_tokenizer()
+        self.params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature)
+        self.max_input_tokens = max_input_tokens
+
+    def generate(self, batch: Sequence[Messages]) -> list[str]:
+        prompts = []
+        for m in batch:
+            ids = self.tok(_render_chat(self.tok, m), add_special_tokens=False)["input_ids"]
+            n = self.max_input_tokens
+            if n and len(ids) > n:
+                ids = ids[: n // 2] + ids[-(n - n // 2):]
+            prompts.append({"prompt_token_ids": ids})
+        outs = self.llm.generate(prompts, self.params, use_tqdm=False)
+        return [o.outputs[0].text for o in outs]
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover
+        return False
+
+
+def make_generator(cfg: RunConfig) -> Generator:
+    backend = cfg.backend
+    is_url = cfg.model.startswith(("http://", "https://"))
+    if backend == "auto":
+        backend = "openai" if is_url else ("vllm" if _vllm_usable() else "transformers")
+    if backend == "openai":
+        if not is_url:
+            raise ValueError("--backend openai needs --model http(s)://HOST:PORT/v1")
+        return OpenAIGenerator(cfg.model, model=cfg.model_name, api_key=os.environ.get(cfg.api_key_env),
+                               max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, timeout=cfg.timeout)
+    if is_url:
+        raise ValueError(f"--backend {backend} needs a local model folder, not a URL")
+    kw = dict(max_new_tokens=cfg.max_new_tokens, max_input_tokens=cfg.max_input_tokens, temperature=cfg.temperature)
+    if backend == "vllm":
+        return VLLMGenerator(cfg.model, **kw)
+    if backend == "transformers":
+        return TransformersGenerator(cfg.model, **kw)
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Run folder helpers
+# ------------------------------------------------------------------------------------------------
+def read_predictions_file(path: Path) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by an interruption: everything after it is regenerated
+    return out
+
+
+def _truncate_partial_tail(path: Path) -> None:
+    """Drop a last line without its newline (an interrupted write) so appends stay valid JSONL."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n")
+        path.write_bytes(data[: cut + 1] if cut >= 0 else b"")
+
+
+def _progress(iterable, total: int, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit="item", dynamic_ncols=True)
+
+
+def _batches(seq: list, n: int):
+    n = max(1, n)
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+# ------------------------------------------------------------------------------------------------
+# KAgentBench suite
+# ------------------------------------------------------------------------------------------------
+def _kagent_prompts(item: dict, cfg: RunConfig) -> list[tuple[str | None, Messages]]:
+    pi = item.get("prompt_input") or {}
+    sys_msgs = [{"role": "system", "content": cfg.system}] if cfg.system else []
+    if item.get("type") == "profile":
+        text = pi.get("prompt") if isinstance(pi, dict) else pi
+        if not isinstance(text, str):
+            text = item.get("query", "")
+        return [(None, sys_msgs + [{"role": "user", "content": text}])]
+    out = []
+    if isinstance(pi, dict):
+        for name, text in pi.items():
+            if cfg.templates and name not in cfg.templates:
+                continue
+            out.append((name, sys_msgs + [{"role": "user", "content": str(text)}]))
+    return out
+
+
+def _run_kagent(cfg: RunConfig, gen_factory: Callable[[], Generator], out: Path) -> dict:
+    from toolgym.evals.kagentbench import load_items, score
+    from toolgym.evals.report import write_report
+
+    if not cfg.data:
+        raise ValueError("--suite kagentbench needs --data ITEMS.jsonl")
+    items = load_items(cfg.data)
+    if cfg.limit:
+        items = items[: cfg.limit]
+    pred_path = out / "predictions.jsonl"
+    _truncate_partial_tail(pred_path)
+    done = {str(p["id"]) for p in read_predictions_file(pred_path)}
+    todo = [it for it in items if str(it["id"]) not in done]
+    gen: Generator | None = None
+    if todo:
+        gen = gen_factory()
+        # flatten (item, template) prompts so batches are full; write an item once all its prompts are done
+        jobs = [(it, name, msgs) for it in todo for name, msgs in _kagent_prompts(it, cfg)]
+        pending: dict[str, dict] = {}
+        remaining = {str(it["id"]): sum(1 for _ in _kagent_prompts(it, cfg)) for it in todo}
+        with pred_path.open("a", encoding="utf-8") as f:
+            for it in todo:  # items without any prompt are written right away (they score 0)
+                if remaining[str(it["id"])] == 0:
+                    f.write(json.dumps({"id": it["id"], "model_predict": {}}, ensure_ascii=False) + "\n")
+            f.flush()
+            bar = _progress(range(len(jobs)), len(jobs), cfg.progress, "generate")
+            it_bar = iter(bar) if bar is not None else None
+            for chunk in _batches(jobs, cfg.batch_size):
+                texts = gen.generate([m for _, _, m in chunk])
+                for (it, name, _), text in zip(chunk, texts):
+                    iid = str(it["id"])
+                    if name is None:
+                        pending[iid] = {"id": it["id"], "model_predict": text}
+                    else:
+                        pending.setdefault(iid, {"id": it["id"], "model_predict": {}})["model_predict"][name] = text
+                    remaining[iid] -= 1
+                    if remaining[iid] == 0:
+                        f.write(json.dumps(pending.pop(iid), ensure_ascii=False) + "\n")
+                        f.flush()
+                    if it_bar is not None:
+                        next(it_bar, None)
+            if hasattr(bar, "close"):
+                bar.close()
+        gen.close()
+    preds = {str(p["id"]): p.get("model_predict", {}) for p in read_predictions_file(pred_path)}
+    report = score(items, preds, strict=cfg.strict, bleu=cfg.bleu, name=cfg.name or Path(out).name)
+    data = {"kind": "kagentbench", **report.to_dict(items=True)}
+    (out / "scores.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_report(data, out, title=f"KAgentBench — {data['name']}")
+    return {"kind": "kagentbench", **report.summary()}
+
+
+# ------------------------------------------------------------------------------------------------
+# BFCL / toolgym suites (through the env's gRPC API)
+# ------------------------------------------------------------------------------------------------
+def _parse_calls(text: str, template: str | None) -> list[dict]:
+    try:
+        from toolgym.env.parsers import parse
+    except Exception:  # pragma: no cover - env not installed
+        return []
+    try:
+        pa = parse(text, template)
+    except Exception:
+        return []
+    return [{"name": c.name, "arguments": c.arguments} for c in pa.calls]
+
+
+def _episode(client, task_id: str, template: str | None, gen: Generator, cfg: RunConfig) -> dict:
+    r = client.reset(task_id, template=template, max_steps=cfg.max_steps)
+    info = r.info or {}
+    sys_prompt = info.get("system_prompt")
+    user_prompt = info.get("user_prompt")
+    if sys_prompt is not None and user_prompt is not None:
+        messages: Messages = [{"role": "system", "content": sys_prompt}, {"role": "user", "content": user_prompt}]
+    else:
+        messages = [{"role": "user", "content": r.observation}]
+    actions: list[str] = []
+    final = None
+    try:
+        for step in range(max(1, cfg.max_steps)):
+            text = gen.generate([messages])[0]
+            actions.append(text)
+            s = client.step(r.session_id, text, step_index=step)
+            messages = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": s.observation}]
+            if s.terminated or s.truncated:
+                final = s
+                break
+    finally:
+        try:
+            client.close_session(r.session_id)
+        except Exception:
+            pass
+    used_template = info.get("template") or template
+    rec: dict[str, Any] = {"id": task_id, "template": used_template, "actions": actions,
+                           "calls": [c for a in actions for c in _parse_calls(a, used_template)]}
+    sc = getattr(final, "score", None) if final is not None else None
+    if sc is not None:
+        rec.update(total=sc.total, components=dict(sc.components), penalties=dict(sc.penalties), valid=sc.valid,
+                   feedback=sc.feedback)
+    elif final is not None:
+        fi = final.info or {}
+        rec.update(total=fi.get("total", final.reward), components=fi.get("components", {}),
+                   penalties=fi.get("penalties", {}), valid=fi.get("valid", True), feedback=fi.get("feedback", ""))
+    else:
+        rec.update(total=0.0, components={}, penalties={}, valid=False,
+                   feedback=f"episode did not end within {cfg.max_steps} steps")
+    return rec
+
+
+def summarize_bfcl(records: list[dict]) -> dict:
+    def agg(rs: list[dict]) -> dict:
+        n = len(rs)
+        comps: dict[str, float] = {}
+        for r in rs:
+            for k, v in (r.get("components") or {}).items():
+                comps[k] = comps.get(k, 0.0) + float(v)
+        return {
+            "n": n,
+            "mean_total": (sum(float(r.get("total", 0.0)) for r in rs) / n) if n else None,
+            "valid_rate": (sum(1 for r in rs if r.get("valid")) / n) if n else None,
+            "components": {k: v / n for k, v in comps.items()},
+        }
+
+    per: dict[str, list[dict]] = {}
+    for r in records:
+        per.setdefault(r.get("category") or "?", []).append(r)
+    s = agg(records)
+    s["per_category"] = {c: agg(rs) for c, rs in sorted(per.items())}
+    return s
+
+
+def _run_bfcl(cfg: RunConfig, gen_factory: Callable[[], Generator], out: Path, client=None) -> dict:
+    from toolgym.evals.report import write_report
+
+    suite = cfg.suite
+    cats = list(cfg.categories)
+    if ":" in suite:
+        suite, rest = suite.split(":", 1)
+        cats += [c for c in rest.split(",") if c]
+    server = None
+    own_client = client is None
+    if client is None:
+        from toolgym.env.client import ToolgymClient
+
+        address = cfg.server
+        if not address:
+            from toolgym.env.server.app import ServerConfig, start_server
+
+            server = start_server(ServerConfig(host="127.0.0.1", port=0, suite=suite, categories=tuple(cats)))
+            address = server.address
+        client = ToolgymClient(address, timeout=cfg.timeout)
+    try:
+        tasks = client.list_tasks(categories=cats or None, limit=cfg.limit or 0)
+        pred_path = out / "predictions.jsonl"
+        _truncate_partial_tail(pred_path)
+        done = {str(p["id"]) for p in read_predictions_file(pred_path)}
+        todo = [t for t in tasks if str(t.id) not in done]
+        templates = list(cfg.templates) or [None]
+        if todo:
+            gen = gen_factory()
+            with pred_path.open("a", encoding="utf-8") as f:
+                for i, t in enumerate(_progress(todo, len(todo), cfg.progress, "episodes")):
+                    tpl = templates[i % len(templates)]
+                    rec = _episode(client, t.id, tpl, gen, cfg)
+                    rec["category"] = t.category
+                    rec["kind"] = t.kind
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    f.flush()
+            gen.close()
+        records = read_predictions_file(pred_path)
+    finally:
+        if own_client:
+            client.close()
+        if server is not None:
+            server.stop(grace=1.0)
+    summary = summarize_bfcl(records)
+    data = {"kind": "bfcl", "name": cfg.name or out.name, "suite": cfg.suite, "summary": summary, "items": records}
+    (out / "scores.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_report(data, out, title=f"toolgym reward — {data['name']}")
+    return {"kind": "bfcl", "n": summary["n"], "mean_total": summary["mean_total"], "valid_rate": summary["valid_rate"]}
+
+
+# ------------------------------------------------------------------------------------------------
+def run_eval(cfg: RunConfig, *, generator: Generator | None = None, client=None) -> dict:
+    """Generate (resuming), score and report. Returns the summary dict also stored in ``meta.json``."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta.update({"model": cfg.model, "suite": cfg.suite, "backend": cfg.backend, "data": cfg.data,
+                 "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "strict": cfg.strict,
+                 "templates": list(cfg.templates), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    meta.setdefault("created", meta["updated"])
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    def factory() -> Generator:
+        return generator if generator is not None else make_generator(cfg)
+
+    if cfg.suite.split(":", 1)[0].lower() in ("kagentbench", "kagent"):
+        summary = _run_kagent(cfg, factory, out)
+    else:
+        summary = _run_bfcl(cfg, factory, out, client=client)
+    meta["summary"] = summary
+    meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    return summary
