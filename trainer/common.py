@@ -67,7 +67,9 @@ def resolve_model_path(m: ModelSection, output_dir: str) -> str:
     if m.name_or_path == "tiny":
         from toolgym.trainer.tiny import build_tiny_model
 
-        return build_tiny_model(str(Path(output_dir) / "tiny_model"), seed=m.tiny_seed)
+        return build_tiny_model(
+            str(Path(output_dir) / "tiny_model"), seed=m.tiny_seed, hidden_size=m.tiny_hidden_size, num_hidden_layers=m.tiny_layers
+        )
     return m.name_or_path
 
 

@@ -51,6 +51,8 @@ class ModelSection:
         "tiny", "HF model id or local path. 'tiny': build the offline tiny tokenizer+model (design §8) under output_dir."
     )
     tiny_seed: int = _f(0, "Seed of the tiny model's random init (only when name_or_path == 'tiny').")
+    tiny_hidden_size: int = _f(64, "Hidden size of the tiny model (name_or_path == 'tiny').")
+    tiny_layers: int = _f(2, "Decoder layers of the tiny model (name_or_path == 'tiny').")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f(
         "float32", "Weights dtype when loading. bfloat16 needs a GPU (bf16 training); CPU runs keep float32."
     )

@@ -99,6 +99,7 @@ def ast_ground_truth_calls(task: Any) -> list[Any]:
     """The ground-truth calls of an ``ast`` task, each argument at its first allowed value."""
     from toolgym.env.types import ToolCall
 
+    required = {t.name: set((t.parameters or {}).get("required") or ()) for t in task.tools}
     calls = []
     for entry in task.ground_truth or ():
         if not isinstance(entry, dict):
@@ -106,6 +107,11 @@ def ast_ground_truth_calls(task: Any) -> list[Any]:
         for name, params in entry.items():
             args = {}
             for p, allowed in (params or {}).items():
+                if p in required.get(name, ()) and isinstance(allowed, list) and allowed and allowed[0] == "":
+                    # a required argument cannot be omitted: take its first non-empty allowed value
+                    allowed = [v for v in allowed if v != ""] or [""]
+                    args[p] = _gt_value(allowed[0])
+                    continue
                 keep, val = _first_allowed(allowed)
                 if keep:
                     args[p] = _gt_value(val)

@@ -118,7 +118,7 @@ def _bfcl_corpus(max_per_file: int = 400) -> list[str]:
     return texts
 
 
-def _key(seed: int, vocab_size: int) -> str:
+def _key(seed: int, vocab_size: int, arch: dict[str, int]) -> str:
     import tokenizers
     import torch
     import transformers
@@ -127,6 +127,7 @@ def _key(seed: int, vocab_size: int) -> str:
         "recipe": RECIPE_VERSION,
         "seed": seed,
         "vocab_size": vocab_size,
+        "arch": arch,
         "tokenizers": tokenizers.__version__,
         "transformers": transformers.__version__,
         "torch": torch.__version__.split("+")[0],
@@ -140,7 +141,7 @@ def _qwen25_chat_template() -> str:
     return (Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja").read_text(encoding="utf-8")
 
 
-def _build(out: Path, *, seed: int, vocab_size: int) -> None:
+def _build(out: Path, *, seed: int, vocab_size: int, arch: dict[str, int]) -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import AddedToken, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -182,11 +183,7 @@ def _build(out: Path, *, seed: int, vocab_size: int) -> None:
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **arch,
         max_position_embeddings=4096,
         rope_theta=10000.0,
         tie_word_embeddings=False,
@@ -204,13 +201,32 @@ def _build(out: Path, *, seed: int, vocab_size: int) -> None:
     model.save_pretrained(out)
 
 
-def build_tiny_model(out_dir: str, *, seed: int = 0, vocab_size: int = 2000) -> str:
+def build_tiny_model(
+    out_dir: str,
+    *,
+    seed: int = 0,
+    vocab_size: int = 2000,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 2,
+    intermediate_size: int | None = None,
+) -> str:
     """Build (or reuse) the tiny tokenizer + model and save both into ``out_dir``; return ``out_dir``.
 
     Loadable with ``AutoTokenizer.from_pretrained(out_dir)`` / ``AutoModelForCausalLM.from_pretrained(out_dir)``.
     EOS is ``<|im_end|>``, pad is ``<|endoftext|>``; ``<tool_call>``-style tags are single (non-special) tokens.
+    The defaults are design §8's (hidden 64, 2 layers, ~0.33M parameters); the CPU pipeline demo uses a slightly
+    larger one. ``intermediate_size`` defaults to ``2 * hidden_size``.
     """
-    key = _key(seed, vocab_size)
+    arch = {
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "num_key_value_heads": num_key_value_heads,
+        "intermediate_size": intermediate_size or 2 * hidden_size,
+    }
+    key = _key(seed, vocab_size, arch)
     out = Path(out_dir)
     stamp = out / STAMP
     if stamp.is_file():
@@ -224,8 +240,8 @@ def build_tiny_model(out_dir: str, *, seed: int = 0, vocab_size: int = 2000) -> 
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cached.parent))
         try:
-            _build(tmp, seed=seed, vocab_size=vocab_size)
-            (tmp / STAMP).write_text(json.dumps({"key": key, "seed": seed, "vocab_size": vocab_size}))
+            _build(tmp, seed=seed, vocab_size=vocab_size, arch=arch)
+            (tmp / STAMP).write_text(json.dumps({"key": key, "seed": seed, "vocab_size": vocab_size, **arch}))
             try:
                 tmp.rename(cached)  # atomic publish; a concurrent builder may have won the race
             except OSError:

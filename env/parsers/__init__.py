@@ -99,8 +99,9 @@ def detect_template(text: str) -> str | None:
     format's marker does not flip the decision). ``react`` vs ``toolllama`` (same line
     syntax): ``toolllama`` when there is an ``Action: Finish`` line or a
     ``give_answer``/``give_up_and_restart`` return type and no ``Final Answer:`` line.
-    ``openai`` vs ``autogpt`` (both JSON): ``"tool_calls"``/``"function_call"`` → openai,
-    else ``"command"`` → autogpt, else ``"function"`` → openai.
+    ``openai`` vs ``autogpt`` (both JSON): whichever of ``"tool_calls"``/``"function_call"``
+    (openai) and ``"thoughts"``/``"command"`` (autogpt) occurs first; with neither,
+    ``"function"``/``"role"``/``"give_up"`` → openai.
     """
     if not isinstance(text, str) or not text:
         return None
@@ -125,11 +126,13 @@ def detect_template(text: str) -> str | None:
         if m is not None:
             consider(m.start(), "react")
     if '"' in text:
+        # Keys inside JSON string values are escaped (\"command\"), so these only match real
+        # keys or plain string values; the earliest of the two families decides.
+        p_oa = _first(text, '"tool_calls"', '"function_call"')
+        p_ag = _first(text, '"thoughts"', '"command"')
         json_kind = None
-        if '"tool_calls"' in text or '"function_call"' in text:
-            json_kind = "openai"
-        elif '"command"' in text:
-            json_kind = "autogpt"
+        if p_oa >= 0 or p_ag >= 0:
+            json_kind = "openai" if p_ag < 0 or (0 <= p_oa < p_ag) else "autogpt"
         elif '"function"' in text or '"role"' in text or '"give_up"' in text:
             json_kind = "openai"
         if json_kind is not None:
@@ -144,6 +147,11 @@ def detect_template(text: str) -> str | None:
         ):
             return "toolllama"
     return best
+
+
+def _first(text: str, a: str, b: str) -> int:
+    i, j = text.find(a), text.find(b)
+    return min(i, j) if i >= 0 and j >= 0 else max(i, j)
 
 
 def _skip_think(text: str) -> str:

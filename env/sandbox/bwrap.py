@@ -10,7 +10,8 @@ What a worker sees (nothing else of the host)::
     /proc                           a fresh procfs of the worker's own pid namespace
     /dev                            bwrap's minimal /dev (null, zero, full, random, urandom, tty)
     /tmp                            private tmpfs
-    /ws                             private, size-limited tmpfs: the session workspaces
+    /ws                             the session workspaces: one tmpfs per session with size and
+                                    inode limits, mounted by the worker in its own user namespace
     /workspace                      empty mount point (a code call's own workspace goes here)
     everything else                 read-only (the root tmpfs and /dev are remounted read-only)
 
@@ -234,7 +235,9 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         args += ["--ro-bind", src(p), p]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", str(int(config.tmp_bytes)), "--tmpfs", "/tmp"]
-    args += ["--perms", "0711", "--size", str(int(config.workspace_bytes)), "--tmpfs", WORKSPACE_ROOT]
+    # Workspaces are mounted by the worker itself (one tmpfs per session, with size *and*
+    # inode limits; bwrap's --tmpfs takes no nr_inodes); bwrap only creates the mount point.
+    args += ["--dir", WORKSPACE_ROOT]
     args += ["--dir", WORKSPACE_MOUNT, "--chdir", "/tmp"]
     # The root tmpfs and /dev would otherwise be writable and shared by every session of the
     # worker (a channel between sessions): only /tmp and the workspaces stay writable.
@@ -243,6 +246,9 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         "site": site_dirs,
         "env_dir": env_dir,
         "tmp_bytes": int(config.tmp_bytes),
+        "tmp_inodes": int(config.tmp_inodes),
+        "workspace_bytes": int(config.workspace_bytes),
+        "workspace_inodes": int(config.workspace_inodes),
         "worker_memory_bytes": int(config.worker_memory_bytes),
         "worker_processes": int(config.worker_processes),
         "seccomp": bool(config.seccomp),

@@ -108,15 +108,9 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
     rfd = res_w
     try:
         lk.prctl(lk.PR_SET_PDEATHSIG, signal.SIGKILL)
-        os.setsid()
+        os.setsid()  # kill(0, ...) by the code must not reach the worker's process group
         lk.mount("proc", "/proc", "proc", lk.MS_NOSUID | lk.MS_NODEV | lk.MS_NOEXEC)
         lim = req["limits"]
-        cpu = max(1, int(-(-float(lim["cpu_s"]) // 1)))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (int(lim["open_files"]), int(lim["open_files"])))
-        resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["processes"]) + 1, int(lim["processes"]) + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (int(lim["file_bytes"]), int(lim["file_bytes"])))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # Handlers inherited from the worker must not leak into the code's process.
         for sig in (signal.SIGXCPU, signal.SIGPIPE, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
@@ -129,14 +123,21 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
         os.dup2(out_w, 2)
-        os.dup2(res_w, 3)
+        os.dup2(res_w, 3, inheritable=False)  # the result record; not passed on to exec'd programs
         rfd = 3
         os.closerange(4, 1 << 16)
+        base_vsize = _vsize()
+        cpu = max(1, int(-(-float(lim["cpu_s"]) // 1)))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(lim["open_files"]),) * 2)
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["processes"]) + 1,) * 2)  # + C, counted here too
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(lim["file_bytes"]),) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         lk.drop_capabilities()
         if seccomp is not None:
             seccomp.load()
         as_hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-        as_lim = _vsize() + int(lim["memory_bytes"])
+        as_lim = base_vsize + int(lim["memory_bytes"])
         if as_hard != resource.RLIM_INFINITY:
             as_lim = min(as_lim, as_hard)
         resource.setrlimit(resource.RLIMIT_AS, (as_lim, as_lim))
@@ -144,14 +145,16 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
         sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
         sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
         sys.argv = ["<python>"]
-        sys.path[:] = [p for p in sys.path if p] + []
-        sys.path.insert(0, WORKSPACE_MOUNT)
+        sys.path.insert(0, WORKSPACE_MOUNT)  # the session's own modules are importable
         err = _run_user_code(req["code"])
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001
             pass
+        if err is not None and len(err) > int(lim["output_bytes"]):
+            cap = int(lim["output_bytes"])
+            err = err[: cap // 2] + f"\n[... error text truncated: more than {cap} characters ...]\n" + err[-(cap // 2):]
         if os.getpid() != 1:
             # A process the code forked ran to the end of the code: like a forked child of a
             # script, it just exits (only the jail's pid 1 reports the call's result).
@@ -191,9 +194,10 @@ def _child(req: dict[str, Any], out_w: int, res_w: int, ctl_w: int, fds_to_close
         lk.mount(None, "/", None, lk.MS_REC | lk.MS_PRIVATE)
         lk.mount(req["workspace"], WORKSPACE_MOUNT, None, lk.MS_BIND | lk.MS_REC)
         lk.mount("tmpfs", WORKSPACE_ROOT, "tmpfs", lk.MS_RDONLY | lk.MS_NOSUID | lk.MS_NODEV, "size=4k,mode=0555")
-        lk.mount("tmpfs", "/tmp", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, f"size={int(req['tmp_bytes'])},mode=1777")
+        tmp_opts = f"size={int(req['tmp_bytes'])},nr_inodes={int(req['tmp_inodes'])},mode=1777"
+        lk.mount("tmpfs", "/tmp", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, tmp_opts)
         if os.path.isdir("/dev/shm"):
-            lk.mount("tmpfs", "/dev/shm", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, f"size={int(req['tmp_bytes'])},mode=1777")
+            lk.mount("tmpfs", "/dev/shm", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, tmp_opts)
         pid = os.fork()
         if pid == 0:
             os.close(ctl_w)
@@ -257,7 +261,7 @@ class _Ctl:
 def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> dict[str, Any]:
     """Run ``req["code"]`` in a fresh jail. Called in the zygote. Returns a CallResult dict.
 
-    ``req``: code, workspace (path inside the worker), tmp_bytes, limits (SandboxLimits dict).
+    ``req``: code, workspace (path inside the worker), tmp_bytes, tmp_inodes, limits (SandboxLimits dict).
     """
     _reap_pending()
     t0 = time.monotonic()
@@ -341,12 +345,11 @@ def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, stat
     try:
         info = json.loads(bytes(res).decode("utf-8", errors="replace")) if res else {}
         if not isinstance(info, dict):
-            info = {}
-    except json.JSONDecodeError:
-        info = {}
-    error = info.get("error")
-    if error is not None:
-        error = str(error)
+            raise ValueError("not an object")
+        error = info.get("error")
+        error = None if error is None else str(error)
+    except ValueError:  # the code wrote to the result pipe itself, or the record was cut off
+        info, error = {"error": "unreadable"}, "the call's result record was unreadable (did the code write to fd 3?)"
     ok = error is None
     if timed_out:
         ok, error = False, f"wall-time limit exceeded ({float(lim['wall_s']):g} s); the process was killed"
@@ -410,8 +413,8 @@ def _open_fds() -> list[int]:
 class Zygote:
     """Handle (held by the worker) on the zygote process that runs code calls."""
 
-    def __init__(self, tmp_bytes: int, use_seccomp: bool = True) -> None:
-        self.tmp_bytes = int(tmp_bytes)
+    def __init__(self, tmp_bytes: int, tmp_inodes: int, use_seccomp: bool = True) -> None:
+        self.tmp = {"tmp_bytes": int(tmp_bytes), "tmp_inodes": int(tmp_inodes)}
         prog = lk.build_seccomp_program() if use_seccomp else None
         self.seccomp = lk.SeccompFilter(prog) if prog else None
         req_r, self._req_w = os.pipe()
@@ -430,7 +433,7 @@ class Zygote:
         os.close(resp_w)
 
     def run(self, code: str, workspace: str, limits: dict[str, Any]) -> dict[str, Any]:
-        protocol.write_frame(self._req_w, {"code": code, "workspace": workspace, "tmp_bytes": self.tmp_bytes, "limits": limits})
+        protocol.write_frame(self._req_w, {"code": code, "workspace": workspace, "limits": limits, **self.tmp})
         return protocol.read_frame(self._resp_r)
 
     def alive(self) -> bool:
@@ -444,10 +447,10 @@ class Zygote:
 _zygote: Zygote | None = None
 
 
-def start_zygote(tmp_bytes: int, use_seccomp: bool = True) -> Zygote:
+def start_zygote(tmp_bytes: int, tmp_inodes: int, use_seccomp: bool = True) -> Zygote:
     """Start this worker's zygote. Must be called before any session exists."""
     global _zygote
-    _zygote = Zygote(tmp_bytes, use_seccomp)
+    _zygote = Zygote(tmp_bytes, tmp_inodes, use_seccomp)
     return _zygote
 
 

@@ -23,14 +23,13 @@ import math
 import os
 import resource
 import secrets
-import shutil
 import signal
-import stat
 import sys
 import time
 from typing import Any
 
 from toolgym.env.sandbox import jail, protocol
+from toolgym.env.sandbox import lockdown as lk
 
 WS_ROOT = jail.WORKSPACE_ROOT
 
@@ -60,22 +59,26 @@ def _truncate(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", errors="ignore") + f"\n[output truncated: more than {limit} bytes]", True
 
 
-def _rmtree(path: str) -> None:
-    def onerror(func: Any, p: str, exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, stat.S_IRWXU)
-        except OSError:
-            pass
-        try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
-        except OSError:
-            pass
+MNT_DETACH = 2
 
-    shutil.rmtree(path, onerror=onerror)
+
+def _mount_session_workspace(path: str, size: int, inodes: int) -> None:
+    """A tmpfs of its own per session: one session filling its space or inodes cannot starve
+    another, and closing the session frees everything at once (unmount)."""
+    os.mkdir(path, 0o700)
+    try:
+        lk.mount("tmpfs", path, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, f"size={size},nr_inodes={inodes},mode=0700")
+    except OSError:
+        os.rmdir(path)
+        raise
+
+
+def _unmount_session_workspace(path: str) -> None:
+    if lk.libc.umount2(path.encode(), MNT_DETACH) == 0:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 class Worker:
@@ -93,12 +96,12 @@ class Worker:
         if sid in self.sessions:
             return {"ok": False, "error": f"session {sid} is already open on this worker"}
         ws = os.path.join(WS_ROOT, secrets.token_hex(16))
-        os.mkdir(ws, 0o700)
+        _mount_session_workspace(ws, int(self.spec["workspace_bytes"]), int(self.spec["workspace_inodes"]))
         try:
             toolset = registry.create(str(msg["kind"]), msg.get("config") or {}, ws)
             names = [str(n) for n in toolset.names()]
         except BaseException as e:  # noqa: BLE001
-            _rmtree(ws)
+            _unmount_session_workspace(ws)
             return {"ok": False, "error": f"cannot open toolset {msg.get('kind')!r}: {type(e).__name__}: {e}"}
         self.sessions[sid] = (toolset, ws)
         return {"ok": True, "names": names, "isolated": bool(getattr(toolset, "isolated_calls", False))}
@@ -176,7 +179,7 @@ class Worker:
                     close()
                 except Exception:  # noqa: BLE001
                     pass
-            _rmtree(ws)
+            _unmount_session_workspace(ws)
         return {"ok": True}
 
     def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +215,21 @@ class Worker:
                 return  # the zygote is gone: let the pool replace this worker
 
 
+def _own_namespaces() -> None:
+    """Enter a user + mount namespace of the worker's own and mount the workspace root.
+
+    The worker's capabilities exist only inside that namespace (nested in bwrap's), where it
+    needs them to mount one tmpfs per session. Code never runs with them: jails build their
+    own namespaces and drop every capability.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    lk.check(lk.libc.unshare(lk.CLONE_NEWUSER | lk.CLONE_NEWNS), "unshare")
+    lk.write_file("/proc/self/setgroups", "deny")
+    lk.write_file("/proc/self/uid_map", f"{uid} {uid} 1")
+    lk.write_file("/proc/self/gid_map", f"{gid} {gid} 1")
+    lk.mount("tmpfs", WS_ROOT, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, "size=1m,nr_inodes=1000000,mode=0711")
+
+
 def main(spec: dict[str, Any]) -> None:
     # Keep the protocol pipes on private fds; fd 0/1 become /dev/null so nothing a toolset
     # prints can corrupt the protocol.
@@ -234,8 +252,8 @@ def main(spec: dict[str, Any]) -> None:
     mem = int(spec.get("worker_memory_bytes") or 0)
     if mem > 0:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    os.chmod(WS_ROOT, 0o711)
-    jail.start_zygote(int(spec.get("tmp_bytes") or 64 << 20), bool(spec.get("seccomp", True)))
+    _own_namespaces()
+    jail.start_zygote(int(spec["tmp_bytes"]), int(spec["tmp_inodes"]), bool(spec.get("seccomp", True)))
     worker = Worker(spec)
     protocol.write_frame(wfd, {"ok": True, "ready": True, "python": sys.version.split()[0], "seccomp": jail.zygote().seccomp is not None})
     worker.serve(rfd, wfd)

@@ -110,10 +110,9 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
         closers.append(env.close)
 
     # EvalService is part of the distribution: a broken install fails loudly here.
-    from toolgym.evals.service import SERVICE_NAME as EVAL_SERVICE, add_to_server as add_eval
+    from toolgym.evals.service import add_to_server as add_eval
 
-    add_eval(server)
-    names.append(EVAL_SERVICE)
+    names.extend(add_eval(server))
 
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

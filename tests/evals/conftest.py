@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -90,10 +88,3 @@ def tiny_model(tmp_path_factory) -> str:
     except Exception:
         return _build_tiny_model_fallback(out / "model")
     return build_tiny_model(str(out / "model"))
-
-
-def chromium_path() -> str | None:
-    for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if p and Path(p).exists():
-            return p
-    return None

@@ -21,7 +21,7 @@ from toolgym.env.parsers import (
 from toolgym.env.parsers.pythonic import is_dotted_name, is_identifier
 from toolgym.env.types import ToolCall
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # --- names -----------------------------------------------------------------------------------
 
@@ -50,12 +50,12 @@ _scalar = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=30),
+    st.text(max_size=20),
 )
 _json = st.recursive(
     _scalar,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
-    max_leaves=12,
+    max_leaves=8,
 )
 _py_key = st.one_of(_ascii_ident, _unicode_ident).filter(lambda k: is_identifier(k))
 _any_key = st.text(min_size=1, max_size=12)
@@ -116,7 +116,7 @@ def test_final_answer_round_trip(template, answer):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(answer=_answers, thought=_thoughts)
 def test_final_answer_with_thought_round_trip(template, answer, thought):
     pa = parse(render_final_answer(answer, template, thought=thought), template)
@@ -126,7 +126,7 @@ def test_final_answer_with_thought_round_trip(template, answer, thought):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(data=st.data(), thought=_thoughts)
 def test_calls_with_thought_round_trip(template, data, thought):
     calls = data.draw(calls_for(template))
@@ -137,7 +137,7 @@ def test_calls_with_thought_round_trip(template, data, thought):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(reason=_thoughts)
 def test_give_up_round_trip(template, reason):
     text = render_give_up(template, reason=reason)

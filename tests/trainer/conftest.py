@@ -1,0 +1,48 @@
+"""Shared fixtures of the trainer tests: an offline tiny model, a live loopback server, quiet TRL."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    cache = tmp_path_factory.mktemp("toolgym_cache")
+    os.environ.setdefault("TOOLGYM_CACHE", str(cache))
+    from toolgym.trainer.tiny import build_tiny_model
+
+    return build_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir: str):
+    from toolgym.trainer.common import load_tokenizer
+
+    return load_tokenizer(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """A real toolgym server on loopback (port 0), shared by the session."""
+    from toolgym.env.server.app import ServerConfig, start_server
+
+    srv = start_server(ServerConfig(host="127.0.0.1", port=0))
+    yield srv
+    srv.stop(grace=1.0)
+
+
+@pytest.fixture()
+def client(live_server):
+    from toolgym.env.client import ToolgymClient
+
+    c = ToolgymClient(live_server.address, timeout=60.0)
+    yield c
+    c.close()
