@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -111,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     cold50, bare50 = statistics.median(cold), statistics.median(bare)
     py50, py99 = pct(warm["python"], 0.5), pct(warm["python"], 0.99)
     print(f"cold: new sandboxed worker + python call   p50 {ms(cold50)}   (bare bwrap + `python -S -c pass`: p50 {ms(bare50)})")
-    print(f"warm: python tool call (fresh jail)        p50 {ms(py50)}   p99 {ms(py99)}   cold/warm {cold50 / py50:6.1f}x")
-    summary = {"cold_p50_s": cold50, "bare_bwrap_p50_s": bare50, "python_p50_s": py50, "python_p99_s": py99}
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"(note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: timings include waiting for a CPU)")
+    print(f"warm: python tool call (fresh jail)        p50 {ms(py50)}   p99 {ms(py99)}   cold/warm {cold50 / py50:6.1f}x   (min {ms(min(warm['python']))})")
+    summary = {"cold_p50_s": cold50, "bare_bwrap_p50_s": bare50, "python_p50_s": py50, "python_p99_s": py99, "python_min_s": min(warm["python"])}
     if "in_process" in warm:
         ip50, ip99 = pct(warm["in_process"], 0.5), pct(warm["in_process"], 0.99)
         print(f"warm: in-process backend call (BFCL add)   p50 {ms(ip50)}   p99 {ms(ip99)}   cold/warm {cold50 / ip50:6.1f}x")

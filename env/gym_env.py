@@ -22,6 +22,7 @@ import numpy as np
 from toolgym.env.episode import Episode, EpisodeOptions, select_task, select_template
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.spaces import UnicodeText
+from toolgym.env.types import utf8_safe
 
 MAX_TEXT = 1 << 22  # 4 Mi characters: long-context tool results fit, absurd ones do not
 
@@ -109,6 +110,7 @@ class ToolUseEnv(_TextEnvBase):
         opts = EpisodeOptions(task_id=task.id, seed=task_seed, template=tmpl, max_steps=self.max_steps, shaping=self.shaping)
         self._episode = Episode(task, tmpl, opts, self.reward_config, ex, gt_replay=ex.ground_truth)
         obs, info = self._episode.start()
+        obs = utf8_safe(obs)
         self._transcript = [obs]
         return obs, _normalise(info)
 
@@ -116,8 +118,9 @@ class ToolUseEnv(_TextEnvBase):
         if self._episode is None:
             raise RuntimeError("call reset() before step()")
         out = self._episode.step(self._check_action(action))
-        self._transcript += [f"Assistant: {action}", out.observation]
-        return out.observation, float(out.reward), out.terminated, out.truncated, _normalise(out.info)
+        obs = utf8_safe(out.observation)
+        self._transcript += [f"Assistant: {action}", obs]
+        return obs, float(out.reward), out.terminated, out.truncated, _normalise(out.info)
 
     def close(self) -> None:
         if self._episode is not None:

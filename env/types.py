@@ -8,9 +8,27 @@ layer's internals.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it is valid UTF-8.
+
+    Python strings may hold lone surrogates (model output decoded leniently, a tool that printed
+    one); protobuf string fields refuse them, which would turn a reply into an INTERNAL error.
+    Local and remote envs both apply this to observations so they stay identical.
+    """
+    try:
+        text.encode("utf-8")  # fast path: almost always valid
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+
 
 JSONValue = Any
 """A value that survives ``json.dumps`` (dict/list/str/int/float/bool/None)."""

@@ -123,12 +123,28 @@ def multi_turn_ground_truth_calls(task: Any) -> list[list[Any]]:
     """One list of calls per user turn, parsed from BFCL's call strings (Python syntax, no ``eval``)."""
     from toolgym.env.parsers.pythonic import parse_python_calls
 
+    from toolgym.env.types import ToolCall
+
+    params = {t.name: list(((t.parameters or {}).get("properties") or {}).keys()) for t in task.tools}
     turns = []
     for turn in task.ground_truth or ():
         strings = [s for s in (turn or []) if isinstance(s, str) and s.strip()]
         calls: list[Any] = []
         for s in strings:
-            calls.extend(parse_python_calls(s))
+            for c in parse_python_calls(s, allow_positional=True):
+                if any(k.startswith("__arg") for k in c.arguments):  # BFCL writes e.g. sort('a.pdf'): name by position
+                    names = params.get(c.name, [])
+                    args = {}
+                    for k, v in c.arguments.items():
+                        if k.startswith("__arg"):
+                            i = int(k[5:])
+                            if i >= len(names):
+                                raise ValueError(f"{c.name}: positional argument #{i} has no parameter name")
+                            args[names[i]] = v
+                        else:
+                            args[k] = v
+                    c = ToolCall(name=c.name, arguments=args)
+                calls.append(c)
         turns.append(calls)
     return turns
 

@@ -76,7 +76,12 @@ def _unscorable(message: str) -> Any:
 def _result_line(extra: dict[str, Any], r: Any) -> str:
     d = {k: v for k, v in extra.items() if k != "output"}
     d.update({k: getattr(r, k) for k in RESULT_KEYS})
-    return json.dumps(d, ensure_ascii=False)
+    line = json.dumps(d, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (e.g. "\ud800" in the input): keep it as an escape
+        line = json.dumps(d, ensure_ascii=True)
+    return line
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,18 +1,14 @@
 """Agent prompt templates: one parser and one set of renderers per tool-calling format.
 
-Templates (see each module for the exact format):
+Templates (see each module for the exact format; "one" = one call per output):
 
-=============  ==================================================================  =========
-id             a tool call looks like                                              calls/out
-=============  ==================================================================  =========
-``openai``     ``{"tool_calls": [{"type": "function", "function": {...}}]}``       many
-``hermes``     ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``        many
-``react``      ``Thought: ...`` / ``Action: f`` / ``Action Input: {...}``          one
-``modelscope`` ``<|startofthink|>```JSON {"api_name", "parameters"}```<|endofthink|>``  one
-``autogpt``    ``{"thoughts": {...}, "command": {"name": ..., "args": {...}}}``    one
-``toolllama``  ``Thought:`` / ``Action:`` / ``Action Input:``, ``Action: Finish``  one
-``pythonic``   ``[f(a=1), g(b='x')]`` (BFCL)                                       many
-=============  ==================================================================  =========
+- ``openai``: ``{"tool_calls": [{"type": "function", "function": {"name", "arguments"}}]}`` (many)
+- ``hermes``: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks (many)
+- ``react``: ``Thought:`` / ``Action: f`` / ``Action Input: {...}`` / ``Final Answer:`` (one)
+- ``modelscope``: ``<|startofthink|>```JSON {"api_name", "parameters"} ```<|endofthink|>`` (one)
+- ``autogpt``: ``{"thoughts": {...}, "command": {"name": ..., "args": {...}}}`` (one)
+- ``toolllama``: ``Thought:`` / ``Action:`` / ``Action Input:``; ``Action: Finish`` ends (one)
+- ``pythonic``: BFCL's ``[f(a=1), g(b='x')]`` (many)
 
 :func:`parse` never raises for model text: problems come back as
 :class:`~toolgym.env.types.ParseIssue` values in ``ParsedAction.issues``. Every template

@@ -29,8 +29,15 @@ def _reject_constant(name: str) -> Any:
     raise _NonFinite(name)
 
 
+def _finite_float(s: str) -> float:
+    v = float(s)
+    if v - v != 0.0:  # inf (an overflowing literal such as 1e999)
+        raise _NonFinite(s)
+    return v
+
+
 # One decoder for the whole package: json.loads(s, **kw) would build a new decoder per call.
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _raw_decode = _decoder.raw_decode
 _WS = " \t\n\r"
 
@@ -157,7 +164,7 @@ def decode_at(s: str, idx: int, end: int | None = None) -> tuple[Any, int, str |
             return None, idx, "invalid_json", "expected a JSON value, got nothing", idx
         return None, idx, "invalid_json", f"invalid JSON: {e.msg}", e.pos
     except _NonFinite as e:
-        return None, idx, "invalid_json", f"invalid JSON: {e.args[0]} is not a JSON number", idx
+        return None, idx, "invalid_json", f"invalid JSON: {e.args[0]} is not a finite JSON number", idx
     except RecursionError:
         return None, idx, "too_deep", "JSON nested too deeply to decode", idx
     except (ValueError, TypeError, MemoryError) as e:  # pragma: no cover - defensive

@@ -18,11 +18,14 @@ from __future__ import annotations
 import ast
 import keyword
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from toolgym.env.parsers._common import Collector, strip_fence
-from toolgym.env.types import ParseIssue, ToolCall, ToolParseError
+from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, dumps, strip_fence
+from toolgym.env.parsers.hermes import take_give_up, think_prefix
+from toolgym.env.types import ParsedAction, ParseIssue, ToolCall, ToolParseError, ToolSpec
 
 TEMPLATE = "pythonic"
 #: Longer call text is refused (kind ``too_long``) instead of handed to ``ast.parse``: no
@@ -37,18 +40,18 @@ _PLAIN = (str, int, bool, type(None))  # floats go through _to_json (NaN/inf are
 class _Lines:
     """Maps ast (lineno, utf-8 byte col_offset) positions to character offsets in the text."""
 
-    __slots__ = ("text", "starts", "lines")
+    __slots__ = ("text", "starts", "ascii")
 
     def __init__(self, text: str):
         self.text = text
         self.starts: list[int] | None = None
-        self.lines: list[str] | None = None
+        self.ascii = text.isascii()
 
     def offset(self, lineno: int | None, col: int | None) -> int:
         if lineno is None or col is None:
             return -1
         text = self.text
-        if lineno == 1 and text.isascii():
+        if lineno == 1 and self.ascii:
             return col
         if self.starts is None:
             starts = [0]
@@ -63,6 +66,8 @@ class _Lines:
             return len(text)
         start = starts[lineno - 1]
         end = starts[lineno] - 1 if lineno < len(starts) else len(text)
+        if self.ascii:
+            return start + min(col, end - start)
         line = text[start:end]
         if line.isascii():
             return start + min(col, len(line))
@@ -260,8 +265,6 @@ def parse_python_calls(text: str, *, allow_positional: bool = False) -> list[Too
 
 def is_identifier(name: str) -> bool:
     """A Python keyword-argument name that parses back to itself (not a keyword, NFKC-stable)."""
-    import unicodedata
-
     return name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
 
 
@@ -308,16 +311,11 @@ def render_python_calls(calls: Sequence[ToolCall]) -> str:
 # ---------------------------------------------------------------------------------------------
 # the "pythonic" template (BFCL prompting format)
 
-import re as _re  # noqa: E402
-
-from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, dumps  # noqa: E402
-from toolgym.env.types import ParsedAction, ToolSpec  # noqa: E402
-
 # At the start: "[]", or "[" then a (dotted) name then "(", or a bare name directly followed by
 # "(". No nested quantifiers.
-_CALLS_AT_START = _re.compile(r"\s*(?:\[\s*\]|\[\s*[^\W\d][\w.]*\s*\(|[^\W\d][\w.]*\()")
+_CALLS_AT_START = re.compile(r"\s*(?:\[\s*\]|\[\s*[^\W\d][\w.]*\s*\(|[^\W\d][\w.]*\()")
 # A call list after some chatter.
-_LIST_START = _re.compile(r"\[\s*[^\W\d][\w.]*\s*\(")
+_LIST_START = re.compile(r"\[\s*[^\W\d][\w.]*\s*\(")
 
 
 def looks_like_calls(text: str) -> bool:
@@ -338,8 +336,6 @@ def _starts_calls(body: str) -> bool:
 
 def parse_template(text: str, col: Collector | None = None) -> ParsedAction:
     """Parse one model output under the ``pythonic`` template (never raises)."""
-    from toolgym.env.parsers.hermes import take_give_up
-
     col = col or Collector(TEMPLATE, text)
     body, _ = strip_fence(text)
     if _starts_calls(body):
@@ -370,14 +366,10 @@ def parse_template(text: str, col: Collector | None = None) -> ParsedAction:
 
 
 def render_calls(calls: Sequence[ToolCall], thought: str | None = None) -> str:
-    from toolgym.env.parsers.hermes import think_prefix
-
     return think_prefix(thought) + render_python_calls(calls)
 
 
 def render_final_answer(answer: str, thought: str | None = None) -> str:
-    from toolgym.env.parsers.hermes import think_prefix
-
     return think_prefix(thought) + answer
 
 

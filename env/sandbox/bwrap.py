@@ -13,6 +13,7 @@ What a worker sees (nothing else of the host)::
     /ws                             the session workspaces: one tmpfs per session with size and
                                     inode limits, mounted by the worker in its own user namespace
     /workspace                      empty mount point (a code call's own workspace goes here)
+    /jail                           the code jails' root template, built by the worker
     everything else                 read-only (the root tmpfs and /dev are remounted read-only)
 
 Namespaces: user, mount, pid, net (no interfaces but a down loopback), ipc, uts, cgroup
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolgym.env.sandbox.config import SandboxConfig, SandboxUnavailable
-from toolgym.env.sandbox.jail import WORKSPACE_MOUNT, WORKSPACE_ROOT
+from toolgym.env.sandbox.jail import JAIL_ROOT, WORKSPACE_MOUNT, WORKSPACE_ROOT
 from toolgym.env.sandbox.worker import BOOTSTRAP
 
 INSTALL_HINT = (
@@ -225,19 +226,24 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     args = [bwrap_exec, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     for k, v in WORKER_ENV.items():
         args += ["--setenv", k, v]
-    args += ["--ro-bind", "/usr", "/usr"]
+    system_binds = ["/usr"]
+    symlinks: dict[str, str] = {}
     for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(d):
-            args += ["--symlink", os.readlink(d), d]
+            symlinks[d] = os.readlink(d)
         elif os.path.isdir(d):
-            args += ["--ro-bind", d, d]
+            system_binds.append(d)
+    for p in system_binds:
+        args += ["--ro-bind", p, p]
+    for d, target in symlinks.items():
+        args += ["--symlink", target, d]
     for p in ro:
         args += ["--ro-bind", src(p), p]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", str(int(config.tmp_bytes)), "--tmpfs", "/tmp"]
     # Workspaces are mounted by the worker itself (one tmpfs per session, with size *and*
     # inode limits; bwrap's --tmpfs takes no nr_inodes); bwrap only creates the mount point.
-    args += ["--dir", WORKSPACE_ROOT]
+    args += ["--dir", WORKSPACE_ROOT, "--dir", JAIL_ROOT]
     args += ["--dir", WORKSPACE_MOUNT, "--chdir", "/tmp"]
     # The root tmpfs and /dev would otherwise be writable and shared by every session of the
     # worker (a channel between sessions): only /tmp and the workspaces stay writable.
@@ -252,6 +258,9 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         "worker_memory_bytes": int(config.worker_memory_bytes),
         "worker_processes": int(config.worker_processes),
         "seccomp": bool(config.seccomp),
+        # what a code jail's own root is rebuilt from (the same read-only view)
+        "jail_binds": system_binds + ro,
+        "jail_symlinks": symlinks,
     }
     args += ["--", py, "-S", "-s", "-B", "-P", "-c", BOOTSTRAP, json.dumps(spec)]
 

@@ -94,7 +94,8 @@ class WorkerHandle:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
-        for f in (self.proc.stdin, self.proc.stdout):
+        self._drain.join(timeout=1.0)  # the pipe's write end died with the process
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if f is not None:
                     f.close()

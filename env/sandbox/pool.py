@@ -121,7 +121,6 @@ class WorkerPool:
             w.wait_ready(self.config.start_timeout_s)
         except (WorkerDied, WorkerTimeout) as e:
             w.kill()
-            w._drain.join(timeout=1.0)
             detail = w.stderr_text() or str(e) or type(e).__name__
             raise SandboxUnavailable(f"worker did not start: {detail}") from None
         with self._lock:

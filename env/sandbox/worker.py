@@ -59,9 +59,6 @@ def _truncate(text: str, limit: int) -> tuple[str, bool]:
     return data[:limit].decode("utf-8", errors="ignore") + f"\n[output truncated: more than {limit} bytes]", True
 
 
-MNT_DETACH = 2
-
-
 def _mount_session_workspace(path: str, size: int, inodes: int) -> None:
     """A tmpfs of its own per session: one session filling its space or inodes cannot starve
     another, and closing the session frees everything at once (unmount)."""
@@ -74,7 +71,7 @@ def _mount_session_workspace(path: str, size: int, inodes: int) -> None:
 
 
 def _unmount_session_workspace(path: str) -> None:
-    if lk.libc.umount2(path.encode(), MNT_DETACH) == 0:
+    if lk.libc.umount2(path.encode(), lk.MNT_DETACH) == 0:
         try:
             os.rmdir(path)
         except OSError:
@@ -253,7 +250,8 @@ def main(spec: dict[str, Any]) -> None:
     if mem > 0:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     _own_namespaces()
-    jail.start_zygote(int(spec["tmp_bytes"]), int(spec["tmp_inodes"]), bool(spec.get("seccomp", True)))
+    jail.build_template(list(spec["jail_binds"]), dict(spec["jail_symlinks"]))
+    jail.start_zygote({"tmp_bytes": int(spec["tmp_bytes"]), "tmp_inodes": int(spec["tmp_inodes"])}, bool(spec.get("seccomp", True)))
     worker = Worker(spec)
     protocol.write_frame(wfd, {"ok": True, "ready": True, "python": sys.version.split()[0], "seccomp": jail.zygote().seccomp is not None})
     worker.serve(rfd, wfd)

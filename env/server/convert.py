@@ -10,7 +10,14 @@ from typing import Any
 
 from toolgym.env.reward.config import COMPONENTS, PENALTIES, RewardConfig
 from toolgym.env.reward.trajectory import ScoreResult
+from toolgym.env.types import utf8_safe
 from toolgym.v1 import reward_pb2
+
+
+def json_text(d: object) -> str:
+    # ensure_ascii escapes every non-ASCII character (lone surrogates included) as \uXXXX: valid
+    # UTF-8, and json.loads gives back exactly the same strings.
+    return json.dumps(d, ensure_ascii=True, sort_keys=True, default=str)
 
 
 def score_to_proto(r: ScoreResult) -> reward_pb2.ScoreResult:
@@ -19,8 +26,8 @@ def score_to_proto(r: ScoreResult) -> reward_pb2.ScoreResult:
         components=r.components,
         penalties=r.penalties,
         valid=r.valid,
-        feedback=r.feedback,
-        details_json=json.dumps(r.details, ensure_ascii=False, sort_keys=True, default=str),
+        feedback=utf8_safe(r.feedback),
+        details_json=json_text(r.details),
     )
 
 

@@ -13,7 +13,8 @@ import grpc
 from toolgym.env.episode import Episode, EpisodeOptions, StepOutcome, select_task, select_template
 from toolgym.env.executor import ToolExecutor
 from toolgym.env.parsers import TEMPLATES
-from toolgym.env.server.convert import reward_config_from_proto, score_to_proto
+from toolgym.env.server.convert import json_text, reward_config_from_proto, score_to_proto
+from toolgym.env.types import utf8_safe
 from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors
 from toolgym.env.server.resolve import resolve_task
 from toolgym.env.server.sessions import SessionLimitError, SessionNotFound, SessionStore, step_session
@@ -24,7 +25,7 @@ log = logging.getLogger("toolgym.server.env")
 
 
 def _json(d: dict[str, Any]) -> str:
-    return json.dumps(d, ensure_ascii=False, sort_keys=True, default=str)
+    return json_text(d)
 
 
 class EnvServicer(env_pb2_grpc.EnvServiceServicer):
@@ -82,7 +83,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         except SessionLimitError as e:
             raise exhausted(str(e)) from None
         obs, info = holder["start"]
-        return env_pb2.ResetResponse(session_id=session.id, observation=obs, info_json=_json(info))
+        return env_pb2.ResetResponse(session_id=session.id, observation=utf8_safe(obs), info_json=_json(info))
 
     def do_step(self, req: env_pb2.StepRequest) -> env_pb2.StepResponse:
         if len(req.action) > self._cfg.max_output_chars:
@@ -93,7 +94,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             raise not_found(e.args[0]) from None
 
         def to_response(out: StepOutcome, index: int) -> env_pb2.StepResponse:
-            resp = env_pb2.StepResponse(observation=out.observation, reward=out.reward, terminated=out.terminated,
+            resp = env_pb2.StepResponse(observation=utf8_safe(out.observation), reward=out.reward, terminated=out.terminated,
                                         truncated=out.truncated, info_json=_json(out.info), step_index=index)
             if out.score is not None:
                 resp.score.CopyFrom(score_to_proto(out.score))

@@ -150,8 +150,11 @@ def test_json_escaped_surrogates_decode():
 
 
 def test_nan_and_infinity_are_not_json():
-    pa = parse('<tool_call>{"name": "f", "arguments": {"x": NaN}}</tool_call>', "hermes")
-    assert pa.calls == () and pa.issues[0].kind == "invalid_json"
+    for bad in ("NaN", "-Infinity", "1e999"):
+        pa = parse('<tool_call>{"name": "f", "arguments": {"x": %s}}</tool_call>' % bad, "hermes")
+        assert pa.calls == () and pa.issues[0].kind == "invalid_json", bad
+    pa = parse("[f(x=1e999)]", "pythonic")
+    assert pa.calls == () and pa.issues[0].kind == "wrong_type"
 
 
 @pytest.mark.parametrize("template", ["openai", "hermes", "modelscope", "pythonic"])

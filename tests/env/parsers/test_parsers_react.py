@@ -144,3 +144,17 @@ def test_toolllama_requires_structure():
     assert kv(parse("Action: Finish\nAction Input: {}", "react")) == [("Finish", {})]
     with pytest.raises(ValueError):
         render_calls([ToolCall("Finish", {})], "toolllama")
+
+
+def test_toolllama_several_actions_fence_chinese_and_bad_json():
+    text = (
+        "Thought: 先查天气\nAction: 查询天气\nAction Input: ```json\n{\"城市\": \"北京\"}\n```\n"
+        "Observation: {\"天气\": \"晴\"}\n"
+        "Thought: then the bad one\nAction: broken\nAction Input: {\"a\": 1,,}\n"
+        "Action: third\nAction Input: {}"
+    )
+    pa = parse(text, "toolllama")
+    assert kv(pa) == [("查询天气", {"城市": "北京"}), ("third", {})]
+    assert pa.thought == "先查天气\nthen the bad one"
+    (issue,) = pa.issues
+    assert issue.kind == "invalid_json" and issue.fragment == '{"a": 1,,}' and issue.line == 9

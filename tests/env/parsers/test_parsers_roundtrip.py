@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import keyword
-import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +19,7 @@ from toolgym.env.parsers import (
 from toolgym.env.parsers.pythonic import is_dotted_name, is_identifier
 from toolgym.env.types import ToolCall
 
-SETTINGS = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # --- names -----------------------------------------------------------------------------------
 
@@ -116,7 +114,7 @@ def test_final_answer_round_trip(template, answer):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(answer=_answers, thought=_thoughts)
 def test_final_answer_with_thought_round_trip(template, answer, thought):
     pa = parse(render_final_answer(answer, template, thought=thought), template)
@@ -126,7 +124,7 @@ def test_final_answer_with_thought_round_trip(template, answer, thought):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(data=st.data(), thought=_thoughts)
 def test_calls_with_thought_round_trip(template, data, thought):
     calls = data.draw(calls_for(template))
@@ -137,7 +135,7 @@ def test_calls_with_thought_round_trip(template, data, thought):
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(reason=_thoughts)
 def test_give_up_round_trip(template, reason):
     text = render_give_up(template, reason=reason)

@@ -104,7 +104,7 @@ print(sorted(os.listdir('/')))
 env_blobs = [open(f).read() for f in glob.glob('/proc/*/environ')]
 print('SECRET' if any({SECRET!r} in b for b in env_blobs) or {SECRET!r} in str(os.environ) else 'clean')
 print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
-print(os.listdir('/ws'))
+print(os.path.exists('/ws'), [l.split()[4] for l in open('/proc/self/mountinfo') if l.split(' - ')[1].split()[0] == 'tmpfs'])
 """
     r = run(pool, sid, code)
     assert r.ok, r.error
@@ -114,13 +114,15 @@ print(os.listdir('/ws'))
     assert "etc" not in eval(lines[1])
     assert lines[2] == "clean"
     assert eval(lines[3]) == [1], "only the call's own process is visible"
-    assert lines[4] == "[]", "other sessions' workspaces must be hidden"
+    exists, tmpfs_mounts = lines[4].split(" ", 1)
+    assert exists == "False", "other sessions' workspaces must be hidden"
+    assert sorted(eval(tmpfs_mounts)) == ["/", "/dev", "/dev/shm", "/tmp", "/workspace"], tmpfs_mounts
 
 
 def test_writes_outside_workspace_fail(pool, sid):
     import sysconfig
 
-    targets = ["/x", "/usr/x", "/dev/x", "/proc/x", sysconfig.get_paths()["purelib"] + "/x", os.path.dirname(os.__file__) + "/x", "/ws/x"]
+    targets = ["/x", "/usr/x", "/dev/x", "/proc/x", sysconfig.get_paths()["purelib"] + "/x", os.path.dirname(os.__file__) + "/x", "/ws/x", "/bin/x"]
     code = f"""
 res = []
 for t in {targets!r}:
@@ -138,9 +140,9 @@ def test_sessions_cannot_see_each_other():
     with WorkerPool(SandboxConfig(workers=1)) as pool:  # both sessions on the same worker
         a, b = pool.open_session("python", {}), pool.open_session("python", {})
         assert run(pool, a, "open('secret-a.txt', 'w').write('A')").ok
-        code = "import os\nprint(os.listdir('.'), os.listdir('/ws'), os.listdir('/tmp'))\nprint([p for p in os.listdir('/proc') if p.isdigit()])"
+        code = "import os\nprint(os.listdir('.'), os.path.exists('/ws'), os.listdir('/tmp'))\nprint([p for p in os.listdir('/proc') if p.isdigit()])\nprint(sum('/workspace' in l for l in open('/proc/self/mountinfo')))"
         r = run(pool, b, code)
-        assert r.ok and r.output == "[] [] []\n['1']\n", r
+        assert r.ok and r.output == "[] False []\n['1']\n1\n", r
         assert pool.state(b)["files"] == {} and "secret-a.txt" in pool.state(a)["files"]
         pool.close_session(a)
         c = pool.open_session("python", {})
@@ -160,11 +162,18 @@ import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 status = {l.split(':')[0]: l.split(':')[1].strip() for l in open('/proc/self/status')}
 print(os.getuid() != 0, status['CapEff'], status['CapBnd'], status['NoNewPrivs'])
-print(libc.umount2(b'/ws', 2), libc.unshare(0x10000000), libc.unshare(0x00020000))
+print(libc.umount2(b'/tmp', 2), libc.unshare(0x10000000), libc.unshare(0x00020000))
+os.mkdir('jail')
+try:
+    os.chroot('jail')  # the classic chroot escape needs CAP_SYS_CHROOT
+    print('CHROOTED')
+except PermissionError:
+    print('no chroot')
+print(sorted(os.listdir('/proc/self/fd')))
 """
     r = run(pool, sid, code)
     assert r.ok, r.error
-    assert r.output.splitlines() == ["True 0000000000000000 0000000000000000 1", "-1 -1 -1"]
+    assert r.output.splitlines() == ["True 0000000000000000 0000000000000000 1", "-1 -1 -1", "no chroot", "['0', '1', '2', '3', '4']"]
 
 
 def test_seccomp_refuses_kernel_attack_surface(pool, sid):

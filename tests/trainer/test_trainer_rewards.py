@@ -1,0 +1,61 @@
+"""RemoteReward (any TRL trainer) and EpisodeReward."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from toolgym.trainer.rewards import EpisodeReward, RemoteReward, completion_to_text
+from toolgym.trainer.testing import FakeClient
+
+
+def test_completion_to_text():
+    assert completion_to_text("plain") == "plain"
+    conv = [{"role": "assistant", "content": "hi", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}]
+    assert completion_to_text(conv) == 'hi\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
+
+
+def test_remote_reward_with_fake_client_drops_invalid():
+    logged = {}
+    rr = RemoteReward(FakeClient())
+    out = rr(prompts=["p"] * 3, completions=["<tool_call>x</tool_call>", "no call", "z"],
+             task_id=["single/a", "single/b", "invalid/c"], log_metric=lambda k, v: logged.setdefault(k, v))
+    assert out[0] == pytest.approx(1.0) and out[1] == pytest.approx(-0.1) and out[2] is None
+    assert logged["reward/valid_fraction"] == pytest.approx(2 / 3)
+    for k in ("task_completion", "tool_accuracy", "efficiency", "timing_quality", "format_compliance"):
+        assert f"reward/{k}" in logged and f"reward_weighted/{k}" in logged
+    assert logged["penalty/format_error"] == pytest.approx(-0.05)
+
+
+def test_remote_reward_needs_the_task_column():
+    with pytest.raises(KeyError, match="task_id"):
+        RemoteReward(FakeClient())(prompts=["p"], completions=["c"])
+
+
+def test_remote_reward_is_picklable():
+    rr = RemoteReward("127.0.0.1:1", template="hermes")
+    rr2 = pickle.loads(pickle.dumps(rr))
+    assert rr2.address == "127.0.0.1:1" and rr2._client is None
+
+
+def test_episode_reward_reads_rollout_fields():
+    logged = {}
+    er = EpisodeReward()
+    out = er(prompts=["p", "q"], completions=["a", "b"], toolgym_total=[0.7, 0.0], toolgym_valid=[True, False],
+             toolgym_components=[{"task_completion": 1.0}, {}], toolgym_penalties=[{}, {}], log_metric=lambda k, v: logged.setdefault(k, v))
+    assert out == [0.7, None]
+    assert logged["reward/task_completion"] == 1.0 and logged["reward_weighted/task_completion"] == pytest.approx(0.4)
+
+
+def test_remote_reward_against_live_server(live_server):
+    from toolgym.trainer.data import load_tasks, sft_messages
+
+    tasks = load_tasks("bfcl", ["simple_python"])[:3]
+    good = [sft_messages(t, "pythonic")[-1]["content"] for t in tasks]
+    rr = RemoteReward(live_server.address, template="pythonic")
+    out = rr(prompts=[""] * 4, completions=[*good, "I will not call anything"], task_id=[t.id for t in tasks] + [tasks[0].id])
+    assert out[:3] == pytest.approx([1.0, 1.0, 1.0])
+    assert out[3] is not None and out[3] < 0.5
+    unknown = rr(prompts=[""], completions=["x"], task_id=["no_such_task"])
+    assert unknown == [None]  # an item the server cannot score is dropped, not 0
