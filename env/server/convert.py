@@ -56,8 +56,8 @@ def canonical(r: ScoreResult) -> ScoreResult:
         components=_ordered(r.components, COMPONENTS),
         penalties=_ordered(r.penalties, PENALTIES),
         valid=r.valid,
-        feedback=r.feedback,
-        details=json.loads(json.dumps(r.details, ensure_ascii=False, sort_keys=True, default=str)),
+        feedback=utf8_safe(r.feedback),
+        details=json.loads(json_text(r.details)),
     )
 
 
