@@ -1,11 +1,20 @@
-"""`toolgym serve`: run the gRPC server on a task suite (BFCL by default)."""
+"""`toolgym serve`: run the gRPC server on a task suite (BFCL by default).
+
+Every :class:`ServerConfig` field is a flag (``max_sessions`` → ``--max-sessions``). Security
+flags: ``--tls-cert/--tls-key`` (TLS), ``--tls-client-ca`` (mTLS), ``--auth-token-file`` or
+``$TOOLGYM_AUTH_TOKEN`` (bearer tokens); a non-loopback ``--host`` needs TLS and a token unless
+``--allow-insecure-remote``. Misconfiguration exits with status 2 and a message naming the flag.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from toolgym.env.server.app import ServerConfig, serve
+
+_SKIP = ("reward", "categories", "enable_env")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,16 +22,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Serve toolgym over gRPC. Binds loopback by default.")
     d = ServerConfig()
     for f in dataclasses.fields(ServerConfig):
-        if f.name in ("reward", "categories", "enable_env"):
+        if f.name in _SKIP:
             continue
         flag = "--" + f.name.replace("_", "-")
-        p.add_argument(flag, type=type(getattr(d, f.name)), default=getattr(d, f.name), help=f.metadata.get("help", ""))
+        default = getattr(d, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true", default=default, help=f.metadata.get("help", ""))
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f.metadata.get("help", ""))
     p.add_argument("--categories", nargs="*", default=[], help=ServerConfig.__dataclass_fields__["categories"].metadata["help"])
     p.add_argument("--no-env", action="store_true", help="serve scoring only (no EnvService, no sandbox)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if hasattr(args, f.name) and f.name not in ("reward", "categories", "enable_env")}
+    from toolgym.env.server.security import SecurityConfigError
+
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if hasattr(args, f.name) and f.name not in _SKIP}
     cfg = ServerConfig(**kw, categories=tuple(args.categories), enable_env=not args.no_env)
-    return serve(cfg)
+    try:
+        return serve(cfg)
+    except (SecurityConfigError, OSError) as e:
+        print(f"toolgym serve: {e}", file=sys.stderr)
+        return 2

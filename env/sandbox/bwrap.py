@@ -98,6 +98,9 @@ os.execv(spec["argv"][0], spec["argv"])
 """
 
 
+INFO_FD = "{info_fd}"  # replaced by the real descriptor number at spawn time
+
+
 def find_bwrap(config: SandboxConfig | None = None) -> str:
     """Path of the bwrap binary to use, or raise :class:`SandboxUnavailable`."""
     if config is not None and config.bwrap:
@@ -223,7 +226,10 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     if staged and str(Path(bwrap).resolve().parent) in staged:
         bwrap_exec = os.path.join(src(str(Path(bwrap).resolve().parent)), Path(bwrap).name)
 
-    args = [bwrap_exec, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+    # --as-pid-1: the worker is the init of its pid namespace (its death kills its zygote and
+    # jails at once); --info-fd reports its host pid, so killing that pid stops it at once.
+    args = [bwrap_exec, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1", "--info-fd", INFO_FD,
+            "--clearenv", "--hostname", "sandbox"]
     for k, v in WORKER_ENV.items():
         args += ["--setenv", k, v]
     system_binds = ["/usr"]
@@ -272,22 +278,31 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     return LaunchPlan(argv=[sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(launcher_spec)], staged=staged)
 
 
-def spawn(plan: LaunchPlan) -> subprocess.Popen:
-    """Start a worker process (stdin/stdout: protocol pipes; stderr: diagnostics pipe)."""
+def spawn(plan: LaunchPlan) -> tuple[subprocess.Popen, int]:
+    """Start a worker process: stdin/stdout are the protocol pipes, stderr a diagnostics pipe.
+
+    Returns the process and the read end of bwrap's info pipe (JSON with ``child-pid``).
+    """
     kw: dict = {}
     if plan.user is not None:
         kw.update(user=plan.user, group=plan.group, extra_groups=[])
+    info_r, info_w = os.pipe()
+    argv = [a.replace(INFO_FD, str(info_w)) if INFO_FD in a else a for a in plan.argv]
     try:
         return subprocess.Popen(
-            plan.argv,
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
             close_fds=True,
+            pass_fds=(info_w,),
             start_new_session=True,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             **kw,
-        )
+        ), info_r
     except OSError as e:
+        os.close(info_r)
         raise SandboxUnavailable(f"cannot start bwrap ({plan.argv[0]}): {e}. {INSTALL_HINT}") from e
+    finally:
+        os.close(info_w)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -26,9 +28,11 @@ class WorkerTimeout(Exception):
 class WorkerHandle:
     """Host-side handle on one sandboxed worker process."""
 
-    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int) -> None:
+    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int, info_fd: int | None = None) -> None:
         self.proc = proc
-        self.pid = proc.pid
+        self.pid = proc.pid  # bwrap's (outer) process
+        self.worker_pid = proc.pid  # the worker itself, once bwrap's info says so
+        self._info_fd = info_fd
         self.wid = wid
         self.lock = threading.Lock()
         self.alive = True
@@ -65,7 +69,30 @@ class WorkerHandle:
         if not (isinstance(msg, dict) and msg.get("ready")):
             raise WorkerDied(f"unexpected first frame: {msg!r}")
         self.info = msg
+        self._read_child_pid()
         return msg
+
+    def _read_child_pid(self) -> None:
+        """bwrap wrote ``{"child-pid": N, ...}`` before starting the worker (--info-fd)."""
+        if self._info_fd is None:
+            return
+        try:
+            data = b""
+            while select.select([self._info_fd], [], [], 1.0)[0]:
+                chunk = os.read(self._info_fd, 4096)
+                if not chunk:
+                    break
+                data += chunk
+                if b"}" in data:
+                    break
+            pid = json.loads(data.decode()).get("child-pid")
+            if isinstance(pid, int) and pid > 0:
+                self.worker_pid = pid
+        except (OSError, ValueError, AttributeError):
+            pass  # keep bwrap's pid: killing it kills the worker too, only less promptly
+        finally:
+            os.close(self._info_fd)
+            self._info_fd = None
 
     def request(self, msg: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         """Send one request and wait for its answer. Caller holds ``self.lock``."""
@@ -86,6 +113,9 @@ class WorkerHandle:
 
     def kill(self) -> None:
         self.alive = False
+        if self._info_fd is not None:
+            os.close(self._info_fd)
+            self._info_fd = None
         try:
             os.kill(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

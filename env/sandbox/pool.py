@@ -115,8 +115,8 @@ class WorkerPool:
             self._next_wid += 1
         # Popen from one long-lived thread: bwrap's --die-with-parent is a parent-death signal,
         # which Linux sends when the *thread* that forked it exits.
-        proc = self._spawner.submit(bwrap.spawn, self._plan).result()
-        w = WorkerHandle(proc, wid, self.config.max_frame_bytes)
+        proc, info_fd = self._spawner.submit(bwrap.spawn, self._plan).result()
+        w = WorkerHandle(proc, wid, self.config.max_frame_bytes, info_fd)
         try:
             w.wait_ready(self.config.start_timeout_s)
         except (WorkerDied, WorkerTimeout) as e:
@@ -346,10 +346,14 @@ class WorkerPool:
                         self._worker_died(w, f"during close: {e or type(e).__name__}")
 
     def worker_pid(self, session_id: str) -> int:
-        """Host pid of the bwrap process of the session's worker (SIGKILL on it kills the worker)."""
+        """Host pid of the session's worker process (the init of its sandbox).
+
+        ``os.kill(pid, SIGKILL)`` simulates a crash: the worker never answers again, and the
+        session's next call rebuilds it elsewhere.
+        """
         s = self._get(session_id)
         with s.lock:
-            return self._ensure_bound(s).pid
+            return self._ensure_bound(s).worker_pid
 
     def action_log(self, session_id: str) -> list[dict[str, Any]]:
         s = self._get(session_id)
@@ -376,7 +380,7 @@ class WorkerPool:
             "replay_mismatches": st.get("replay_mismatches", 0),
             "workers_started": st.get("workers_started", 0),
             "sessions_opened": st.get("sessions_opened", 0),
-            "worker_pids": [w.pid for w in workers],
+            "worker_pids": [w.worker_pid for w in workers],
             "seccomp": bool(workers) and all(w.info.get("seccomp") for w in workers),
         }
 

@@ -6,6 +6,7 @@ Kept apart from the servicers so the client and the server agree on one mapping.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from toolgym.env.reward.config import COMPONENTS, PENALTIES, RewardConfig
@@ -14,13 +15,48 @@ from toolgym.env.types import utf8_safe
 from toolgym.v1 import reward_pb2
 
 
+def _finite_json(x: Any) -> Any:
+    """``x`` with every non-finite float replaced by its name ("nan", "inf", "-inf")."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _finite_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_json(v) for v in x]
+    return x
+
+
 def json_text(d: object) -> str:
     # ensure_ascii escapes every non-ASCII character (lone surrogates included) as \uXXXX: valid
-    # UTF-8, and json.loads gives back exactly the same strings.
-    return json.dumps(d, ensure_ascii=True, sort_keys=True, default=str)
+    # UTF-8, and json.loads gives back exactly the same strings. allow_nan=False: strict JSON
+    # parsers reject NaN/Infinity tokens, and no NaN/inf leaves the server (design §4).
+    try:
+        return json.dumps(d, ensure_ascii=True, sort_keys=True, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_json(d), ensure_ascii=True, sort_keys=True, default=str, allow_nan=False)
+
+
+def finite_score(r: ScoreResult) -> ScoreResult:
+    """The boundary guard: a result holding any non-finite number leaves the server as valid=false
+    with the reason and zeros in place of the bad numbers — never as NaN/inf."""
+    bad = [f"total={r.total!r}"] if not math.isfinite(r.total) else []
+    bad += [f"components.{k}={v!r}" for k, v in r.components.items() if not math.isfinite(v)]
+    bad += [f"penalties.{k}={v!r}" for k, v in r.penalties.items() if not math.isfinite(v)]
+    if not bad:
+        return r
+    return ScoreResult(
+        total=0.0,
+        components={k: (v if math.isfinite(v) else 0.0) for k, v in r.components.items()},
+        penalties={k: v for k, v in r.penalties.items() if math.isfinite(v)},
+        valid=False,
+        feedback=f"scoring produced non-finite value(s) {', '.join(bad[:3])}; the result is invalid "
+                 "(check reward_config overrides: huge weights or penalties overflow)",
+        details={**r.details, "non_finite": bad},
+    )
 
 
 def score_to_proto(r: ScoreResult) -> reward_pb2.ScoreResult:
+    r = finite_score(r)
     return reward_pb2.ScoreResult(
         total=r.total,
         components=r.components,

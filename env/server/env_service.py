@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from concurrent import futures
 from typing import Any, Iterator
@@ -13,10 +14,11 @@ import grpc
 from toolgym.env.episode import Episode, EpisodeOptions, StepOutcome, select_task, select_template
 from toolgym.env.executor import ToolExecutor
 from toolgym.env.parsers import TEMPLATES
-from toolgym.env.server.convert import json_text, reward_config_from_proto, score_to_proto
+from toolgym.env.server.convert import finite_score, json_text, reward_config_from_proto, score_to_proto
 from toolgym.env.types import utf8_safe
 from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors
 from toolgym.env.server.resolve import resolve_task
+from toolgym.env.server.security import current_client
 from toolgym.env.server.sessions import SessionLimitError, SessionNotFound, SessionStore, step_session
 from toolgym.env.tasks.suite import Suite
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2
@@ -33,7 +35,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         self._suite = suite
         self._cfg = cfg
         self._executor = executor or ToolExecutor()
-        self._sessions = SessionStore(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s)
+        self._replica = str(getattr(cfg, "replica_id", "") or "")
+        self.advertise_address = str(getattr(cfg, "advertise_address", "") or "")  # set by the app once bound
+        self._sessions = SessionStore(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s,
+                                      max_per_owner=int(getattr(cfg, "max_sessions_per_client", 0) or 0), id_prefix=self._replica)
         # The stream multiplexer runs sessions' steps concurrently on its own pool.
         self._stream_pool = futures.ThreadPoolExecutor(max_workers=max(4, cfg.max_workers), thread_name_prefix="toolgym-stream")
 
@@ -42,7 +47,13 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         return self._sessions
 
     # ------------------------------------------------------------------ core operations
-    def do_reset(self, req: env_pb2.ResetRequest) -> env_pb2.ResetResponse:
+    def stats(self) -> dict[str, Any]:
+        """Session and sandbox accounting (the server's --stats-file and the soak bench read it)."""
+        st = self._sessions
+        return {"sessions_open": len(st), "sessions_created": st.created, "sessions_closed": st.closed,
+                "sessions_expired": st.expired, "sandbox": self._executor.stats()}
+
+    def do_reset(self, req: env_pb2.ResetRequest, owner: str = "") -> env_pb2.ResetResponse:
         if req.template and req.template not in TEMPLATES:
             raise invalid(f"unknown template {req.template!r}; use one of {list(TEMPLATES)} or leave it empty")
         try:
@@ -79,10 +90,13 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             return ep
 
         try:
-            session = self._sessions.create(factory)
+            session = self._sessions.create(factory, owner=owner)
         except SessionLimitError as e:
             raise exhausted(str(e)) from None
         obs, info = holder["start"]
+        if self._replica:
+            # Where this session lives: clients pin its Steps to this address (see ServerConfig.replica_id).
+            info = {**info, "replica": {"id": self._replica, "address": self.advertise_address}}
         return env_pb2.ResetResponse(session_id=session.id, observation=utf8_safe(obs), info_json=_json(info))
 
     def do_step(self, req: env_pb2.StepRequest) -> env_pb2.StepResponse:
@@ -94,8 +108,17 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             raise not_found(e.args[0]) from None
 
         def to_response(out: StepOutcome, index: int) -> env_pb2.StepResponse:
-            resp = env_pb2.StepResponse(observation=utf8_safe(out.observation), reward=out.reward, terminated=out.terminated,
-                                        truncated=out.truncated, info_json=_json(out.info), step_index=index)
+            reward, info = out.reward, out.info
+            if out.score is not None:
+                safe = finite_score(out.score)
+                if safe is not out.score:  # never NaN/inf on the wire: the terminal step says valid=false instead
+                    reward = safe.total
+                    info = {**info, "total": safe.total, "components": dict(safe.components), "penalties": dict(safe.penalties),
+                            "valid": False, "feedback": safe.feedback}
+            elif not math.isfinite(reward):
+                reward, info = 0.0, {**info, "valid": False, "feedback": f"non-finite shaping reward {out.reward!r} replaced by 0"}
+            resp = env_pb2.StepResponse(observation=utf8_safe(out.observation), reward=reward, terminated=out.terminated,
+                                        truncated=out.truncated, info_json=_json(info), step_index=index)
             if out.score is not None:
                 resp.score.CopyFrom(score_to_proto(out.score))
             return resp
@@ -140,7 +163,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
 
     @rpc_errors
     def Reset(self, request: env_pb2.ResetRequest, context: grpc.ServicerContext) -> env_pb2.ResetResponse:
-        return self.do_reset(request)
+        return self.do_reset(request, current_client())
 
     @rpc_errors
     def Step(self, request: env_pb2.StepRequest, context: grpc.ServicerContext) -> env_pb2.StepResponse:
@@ -151,11 +174,11 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         return self.do_close(request)
 
     # ------------------------------------------------------------------ stream
-    def _handle(self, req: env_pb2.SessionRequest) -> env_pb2.SessionResponse:
+    def _handle(self, req: env_pb2.SessionRequest, owner: str = "") -> env_pb2.SessionResponse:
         op = req.WhichOneof("op")
         try:
             if op == "reset":
-                return env_pb2.SessionResponse(tag=req.tag, reset=self.do_reset(req.reset))
+                return env_pb2.SessionResponse(tag=req.tag, reset=self.do_reset(req.reset, owner))
             if op == "step":
                 return env_pb2.SessionResponse(tag=req.tag, step=self.do_step(req.step))
             if op == "close":
@@ -177,6 +200,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         import queue
 
         out: queue.Queue = queue.Queue()
+        owner = current_client()  # read on the handler thread: the stream's workers run outside the RPC's context
         inflight = [0]
         lock = threading.Lock()
         done_reading = threading.Event()
@@ -189,7 +213,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             def job() -> None:
                 if prev is not None:
                     prev.exception()  # wait: same-session operations keep their order
-                out.put(self._handle(req))
+                out.put(self._handle(req, owner))
 
             fut = self._stream_pool.submit(job)
             if sid:

@@ -35,7 +35,7 @@ import re
 import stat
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import grpc
@@ -74,11 +74,10 @@ class Tokens:
     """Accepted bearer tokens by name (the name identifies the client; the digest is compared)."""
 
     digests: tuple[tuple[str, bytes], ...]
+    values: tuple[str, ...] = field(default=(), repr=False)  # only for log redaction; never printed
 
     def secrets(self) -> list[str]:
-        return list(self._raw)
-
-    _raw: tuple[str, ...] = ()
+        return list(self.values)
 
     def match(self, presented: str) -> str | None:
         """The name of the token ``presented`` equals, or None. Compares against every token."""
@@ -94,7 +93,7 @@ def _make_tokens(pairs: list[tuple[str, str]], source: str) -> Tokens:
     for name, tok in pairs:
         if len(tok) < MIN_TOKEN_CHARS:
             raise SecurityConfigError(f"token {name!r} from {source} has {len(tok)} characters; use at least {MIN_TOKEN_CHARS} ({_TOKEN_HINT})")
-    return Tokens(digests=tuple((n, hashlib.sha256(t.encode()).digest()) for n, t in pairs), _raw=tuple(t for _, t in pairs))
+    return Tokens(digests=tuple((n, hashlib.sha256(t.encode()).digest()) for n, t in pairs), values=tuple(t for _, t in pairs))
 
 
 def load_tokens(path: str = "", *, environ: dict[str, str] | None = None) -> Tokens | None:
@@ -197,7 +196,9 @@ class RedactSecrets(logging.Filter):
 def install_redaction(secrets: list[str]) -> Callable[[], None]:
     """Attach a :class:`RedactSecrets` to every handler of the root logger; returns an undo."""
     filt = RedactSecrets(secrets)
-    handlers = list(logging.getLogger().handlers) + [logging.lastResort] if logging.lastResort else list(logging.getLogger().handlers)
+    handlers = list(logging.getLogger().handlers)
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)
     for h in handlers:
         h.addFilter(filt)
 
