@@ -162,14 +162,13 @@ class Episode:
         if self._session is None:
             return ()
         outcomes = []
+        stateful = self.task.kind == "multi_turn"
         for call in parsed.calls:
-            r = self._session.call(call.name, call.arguments)
-            digest = None
+            r = self._session.call(call.name, call.arguments, digest=stateful)
             changed = None
-            if self.task.kind == "multi_turn":
-                digest = _digest(self._session.state())
-                changed = digest != self._last_digest
-                self._last_digest = digest
+            if stateful and r.state_digest is not None:
+                changed = r.state_digest != self._last_digest
+                self._last_digest = r.state_digest
             text = r.output if r.ok else (r.error or "error")
             self._turn_calls.append(call)
             self._turn_results.append(text)
@@ -187,7 +186,7 @@ class Episode:
             raise RuntimeError("episode is over; reset to start a new one")
         parsed = parse(action, self.template)
         if self._session is not None and self.task.kind == "multi_turn" and self._last_digest is None:
-            self._last_digest = _digest(self._session.state())
+            self._last_digest = _digest(self._session.state())  # once per episode: the initial state
         outcomes = self._execute(parsed) if parsed.calls else ()
         rec = StepRecord(output=action, parsed=parsed, outcomes=outcomes, turn=self.turn,
                          timed_out=any(o.timed_out for o in outcomes))

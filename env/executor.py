@@ -25,8 +25,8 @@ class ToolSession:
         self._pool = pool
         self.session_id = session_id
 
-    def call(self, name: str, args: dict[str, Any]) -> CallResult:
-        return self._pool.call(self.session_id, name, args)
+    def call(self, name: str, args: dict[str, Any], *, digest: bool = False) -> CallResult:
+        return self._pool.call(self.session_id, name, args, digest=digest)
 
     def state(self) -> dict[str, Any]:
         return self._pool.state(self.session_id)

@@ -37,7 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c = sub.add_parser(
         "call",
         help="run one tool call through the sandbox worker pool",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=(
+            "Run one tool call the way every env step runs it: start a sandbox worker pool (one worker), open a "
+            "session of the toolset, call, close. Exit status: 0 ok; 1 the tool failed; 2 bad input; 3 the sandbox "
+            "could not run. With --json the status is 0 whenever the call ran (its outcome is in the JSON)."
+        ),
+        epilog="""example: toolgym tools call python --args '{"code": "print(6*7)"}' --json""",
     )
     c.add_argument("name", help="tool name, e.g. python")
     c.add_argument("--args", dest="tool_args", default="{}", metavar="JSON|-", help="arguments as a JSON object, or - to read them from stdin (default: {})")
@@ -45,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     c.add_argument("--config", default="{}", metavar="JSON", help="toolset config as a JSON object (default: {})")
     c.add_argument("--json", action="store_true", help='print exactly one line {"ok": bool, "output": str, "error": str|null}')
     for name, typ, help_text in _limit_fields():
-        c.add_argument("--" + name.replace("_", "-"), dest="limit_" + name, type=typ, default=None, help=help_text)
+        metavar = "SECONDS" if typ is float else ("BYTES" if name.endswith("_bytes") else "N")
+        c.add_argument("--" + name.replace("_", "-"), dest="limit_" + name, type=typ, default=None, metavar=metavar, help=help_text)
     c.set_defaults(func=run)
     p.set_defaults(func=run)
     return p

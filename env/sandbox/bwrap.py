@@ -12,13 +12,14 @@ What a worker sees (nothing else of the host)::
     /tmp                            private tmpfs
     /ws                             the session workspaces: one tmpfs per session with size and
                                     inode limits, mounted by the worker in its own user namespace
-    /workspace                      empty mount point (a code call's own workspace goes here)
-    /jail                           the code jails' root template, built by the worker
+    /jail                           the code jails' root template, built by the worker (a call
+                                    sees only this: system binds, /dev, its /workspace, a /tmp)
     everything else                 read-only (the root tmpfs and /dev are remounted read-only)
 
-Namespaces: user, mount, pid, net (no interfaces but a down loopback), ipc, uts, cgroup
+Namespaces: user, mount, pid, net (a loopback interface only), ipc, uts, cgroup
 (``--unshare-all``). ``--die-with-parent`` kills the sandbox with its bwrap; ``--new-session``
-detaches it from any terminal; ``--clearenv`` drops every variable of the server's environment.
+detaches it from any terminal; ``--clearenv`` drops every variable of the server's environment;
+``--as-pid-1`` makes the worker the init of its pid namespace.
 
 Running as root: RLIMIT_NPROC is not enforced for uid 0, and a root-owned sandbox would own
 host files, so workers are started as ``config.uid`` (65534 by default). A path that this
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolgym.env.sandbox.config import SandboxConfig, SandboxUnavailable
-from toolgym.env.sandbox.jail import JAIL_ROOT, WORKSPACE_MOUNT, WORKSPACE_ROOT
+from toolgym.env.sandbox.jail import JAIL_ROOT, WORKSPACE_ROOT
 from toolgym.env.sandbox.worker import BOOTSTRAP
 
 INSTALL_HINT = (
@@ -250,7 +251,7 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     # Workspaces are mounted by the worker itself (one tmpfs per session, with size *and*
     # inode limits; bwrap's --tmpfs takes no nr_inodes); bwrap only creates the mount point.
     args += ["--dir", WORKSPACE_ROOT, "--dir", JAIL_ROOT]
-    args += ["--dir", WORKSPACE_MOUNT, "--chdir", "/tmp"]
+    args += ["--chdir", "/tmp"]
     # The root tmpfs and /dev would otherwise be writable and shared by every session of the
     # worker (a channel between sessions): only /tmp and the workspaces stay writable.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]

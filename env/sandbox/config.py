@@ -95,6 +95,7 @@ class CallResult:
     interleaved as written). ``error``: why it failed (tool error message, traceback, limit hit),
     else ``None``. ``timed_out``: the call ran past its wall-time or CPU limit and was killed.
     ``truncated``: output was cut at ``output_bytes``. ``duration_s``: wall time as seen by the pool.
+    ``state_digest``: a hash of the toolset's state after the call, when the caller asked for it.
     """
 
     ok: bool
@@ -103,6 +104,7 @@ class CallResult:
     timed_out: bool = False
     duration_s: float = 0.0
     truncated: bool = False
+    state_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +118,7 @@ class CallResult:
             timed_out=bool(d.get("timed_out")),
             duration_s=float(d.get("duration_s") or 0.0),
             truncated=bool(d.get("truncated")),
+            state_digest=d.get("state_digest"),
         )
 
 

@@ -112,14 +112,25 @@ class WorkerHandle:
         return resp
 
     def kill(self) -> None:
+        """Mark dead and SIGKILL the worker. Safe without the lock: it touches no descriptor,
+        so a thread blocked in :meth:`request` simply sees the pipe close."""
         self.alive = False
+        # The worker first (it stops at once), but only while bwrap, which reaps it, is still
+        # running: once bwrap is gone the worker's pid may already belong to another process.
+        pids = [self.worker_pid, self.pid] if self.proc.poll() is None else []
+        for pid in dict.fromkeys(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def reap(self) -> None:
+        """Wait for the process and close its pipes. Call with ``self.lock`` held (or when no
+        other thread can use this handle): a descriptor closed under a reader could be reused."""
+        self.kill()
         if self._info_fd is not None:
             os.close(self._info_fd)
             self._info_fd = None
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
@@ -141,3 +152,5 @@ class WorkerHandle:
             finally:
                 self.lock.release()
         self.kill()
+        with self.lock:
+            self.reap()

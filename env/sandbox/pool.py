@@ -71,6 +71,8 @@ class WorkerPool:
         self.config = config or SandboxConfig()
         self._plan = bwrap.plan_worker(self.config)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a worker was added or a spawn ended
+        self._spawning = 0  # workers being started right now (count toward the target)
         self._workers: list[WorkerHandle] = []
         self._sessions: dict[str, _Session] = {}
         self._next_wid = 0
@@ -102,12 +104,30 @@ class WorkerPool:
 
     def _add_worker_safe(self) -> None:
         try:
+            self._reserve_spawn(force=True)
             self._add_worker()
         except SandboxError as e:
             self._last_start_error = str(e)
             log.error("sandbox worker failed to start: %s", e)
 
+    def _reserve_spawn(self, force: bool = False) -> bool:
+        """Count a spawn toward the target, if the target is not met yet (or ``force``)."""
+        with self._lock:
+            if not force and len(self._workers) + self._spawning >= self.config.workers:
+                return False
+            self._spawning += 1
+            return True
+
     def _add_worker(self) -> WorkerHandle:
+        """Start one worker; the caller reserved it with :meth:`_reserve_spawn`."""
+        try:
+            return self._start_worker()
+        finally:
+            with self._lock:
+                self._spawning -= 1
+                self._changed.notify_all()
+
+    def _start_worker(self) -> WorkerHandle:
         if self._closed:
             raise SandboxError("the pool is closed")
         with self._lock:
@@ -120,28 +140,35 @@ class WorkerPool:
         try:
             w.wait_ready(self.config.start_timeout_s)
         except (WorkerDied, WorkerTimeout) as e:
-            w.kill()
+            w.reap()  # not shared yet
             detail = w.stderr_text() or str(e) or type(e).__name__
             raise SandboxUnavailable(f"worker did not start: {detail}") from None
         with self._lock:
             if self._closed:
-                w.kill()
+                w.reap()
                 raise SandboxError("the pool is closed")
             self._workers.append(w)
             self._stats["workers_started"] += 1
+            self._changed.notify_all()
         return w
 
     def _worker_died(self, w: WorkerHandle, reason: str) -> None:
-        """Discard ``w`` and start a replacement. Sessions on it rebuild when next used."""
+        """Discard ``w`` and start a replacement. Sessions on it rebuild when next used.
+
+        Called without ``w.lock``; another thread may be inside a request on ``w``: the kill
+        makes that request fail, then the pipes are closed under the lock.
+        """
         w.kill()
         with self._lock:
             if w not in self._workers:
-                return
+                return  # another thread got here first
             self._workers.remove(w)
             self._stats["worker_deaths"] += 1
             closed = self._closed
+        with w.lock:
+            w.reap()
         log.warning("sandbox worker %s (pid %s) discarded: %s %s", w.wid, w.pid, reason, w.stderr_text(5))
-        if not closed:
+        if not closed and self._reserve_spawn():
             try:
                 self._add_worker()
                 with self._lock:
@@ -150,16 +177,25 @@ class WorkerPool:
                 log.error("could not replace sandbox worker: %s", e)
 
     def _pick_worker(self) -> WorkerHandle:
-        with self._lock:
-            alive = [w for w in self._workers if w.alive]
-            if alive:
-                w = min(alive, key=lambda w: (w.load, w.wid))
-                w.load += 1
-                return w
-        w = self._add_worker()  # every worker died and could not be replaced so far
-        with self._lock:
-            w.load += 1
-        return w
+        """The least-loaded live worker; if none, start one (or wait for one being started)."""
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise SandboxError("the pool is closed")
+                alive = [w for w in self._workers if w.alive]
+                if alive:
+                    w = min(alive, key=lambda w: (w.load, w.wid))
+                    w.load += 1
+                    return w
+                if self._spawning:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise SandboxUnavailable("no sandbox worker became available in time")
+                    self._changed.wait(left)
+                    continue
+                self._spawning += 1  # nothing alive, nothing coming: start one here
+            self._add_worker()
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -246,8 +282,13 @@ class WorkerPool:
             self._stats["sessions_opened"] += 1
         return s.sid
 
-    def call(self, session_id: str, name: str, args: dict[str, Any] | None = None, limits: SandboxLimits | dict | None = None) -> CallResult:
-        """Call tool ``name`` with ``args`` in a session. Never raises for tool failures."""
+    def call(self, session_id: str, name: str, args: dict[str, Any] | None = None, limits: SandboxLimits | dict | None = None,
+             *, digest: bool = False) -> CallResult:
+        """Call tool ``name`` with ``args`` in a session. Never raises for tool failures.
+
+        ``digest=True`` also returns a hash of the session's state after the call
+        (``CallResult.state_digest``), computed inside the worker.
+        """
         s = self._get(session_id)
         lim = self._limits(limits).to_dict()
         args = {} if args is None else args
@@ -259,6 +300,8 @@ class WorkerPool:
         if not isinstance(args, dict):
             return CallResult(ok=False, output="", error="arguments must be a JSON object", duration_s=0.0)
         msg = {"op": "call", "session": s.sid, "name": str(name), "args": args, "limits": lim}
+        if digest:
+            msg["digest"] = True
         with s.lock:
             if s.closed:
                 raise SessionError(f"no open session {session_id!r}")

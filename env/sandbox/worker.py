@@ -18,6 +18,7 @@ toolset modules named in :data:`toolgym.env.tools.registry.KINDS`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -110,6 +111,16 @@ class Worker:
         return self.sessions[sid]
 
     def op_call(self, msg: dict[str, Any]) -> dict[str, Any]:
+        resp = self._call(msg)
+        if msg.get("digest") and resp.get("ok") and not resp.get("tainted"):
+            # A digest of the state after the call lets the env see state changes (for the
+            # redundant-call rule) without shipping the whole state back on every call.
+            toolset, _ = self._session(msg)
+            blob = json.dumps(toolset.state(), sort_keys=True, ensure_ascii=True, default=str).encode()
+            resp["result"]["state_digest"] = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        return resp
+
+    def _call(self, msg: dict[str, Any]) -> dict[str, Any]:
         from toolgym.env.tools.registry import ToolError
 
         toolset, _ = self._session(msg)

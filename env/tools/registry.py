@@ -19,6 +19,20 @@ Contract (what a toolset must do):
   state. The sandbox relies on this: when a worker dies it rebuilds each session on a fresh
   worker by replaying its action log.
 
+Optional extensions a toolset may have (the worker checks with ``hasattr``):
+
+- ``call_limited(name, args, limits) -> dict``: used instead of ``call`` when present; gets
+  the per-call limits (a :class:`~toolgym.env.sandbox.SandboxLimits` dict) and returns a
+  CallResult dict (``ok``, ``output``, ``error``, ``timed_out``, ``truncated``). The ``python``
+  toolset uses it to run each call in its own jail.
+- ``isolated_calls = True``: calls enforce their own wall time (so the pool only backs it up
+  instead of killing the worker at the limit).
+- ``close()``: called when the session is closed.
+
+Without them a toolset runs in the worker process itself: the worker applies the CPU and
+memory limits around ``call`` and the pool the wall time; a call that hits one of them is
+discarded together with the worker, and the session is rebuilt without it.
+
 Registration is *static*: :data:`KINDS` maps each kind name to ``"module:Class"`` and
 :func:`create` imports the module lazily on first use. The worker process knows the whole
 map without importing every toolset. :func:`register` exists for the ``@register(kind)``

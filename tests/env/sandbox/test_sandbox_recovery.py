@@ -160,8 +160,7 @@ def test_close_stops_every_worker():
     assert len(pids) == 2
     pool.close()
     for pid in pids:
-        with pytest.raises(ProcessLookupError):  # killed and reaped
-            os.kill(pid, 0)
+        _wait_dead(pid)
     pool.close()  # idempotent
 
 
@@ -171,3 +170,50 @@ def test_limits_validation():
     with pytest.raises(ValueError, match="unknown sandbox limit"):
         SandboxLimits.from_dict({"walltime": 3})
     assert SandboxLimits.from_dict({"wall_s": 2}).wall_s == 2
+
+
+def test_workers_killed_under_concurrent_load_keep_sessions_consistent():
+    """Threads keep calling while workers are killed under them: every call answers, a failed
+    call has no effect, each session's state is exactly its successful calls, and the pool
+    stays at its size (no descriptor mix-ups between dead and new workers)."""
+    import random
+
+    done = threading.Event()
+    problems: list[str] = []
+    written: dict[int, set[str]] = {}
+    with WorkerPool(SandboxConfig(workers=2)) as pool:
+        sids = [pool.open_session("python", {}) for _ in range(4)]
+
+        def client(i: int) -> None:
+            j = 0
+            written[i] = set()
+            while not done.is_set():
+                r = _py(pool, sids[i], f"open('f{j}', 'w').write('x')")
+                if r.ok:
+                    written[i].add(f"f{j}")
+                elif "worker died" not in (r.error or ""):
+                    problems.append(f"client {i} call {j}: {r}")
+                j += 1
+
+        def killer() -> None:
+            rng = random.Random(0)
+            while not done.wait(rng.uniform(0.3, 0.6)):
+                pids = pool.stats()["worker_pids"]
+                if pids:
+                    try:
+                        os.kill(rng.choice(pids), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(4)] + [threading.Thread(target=killer)]
+        for t in threads:
+            t.start()
+        time.sleep(3.0)
+        done.set()
+        for t in threads:
+            t.join(60)
+        assert not problems, problems
+        st = pool.stats()
+        assert st["worker_deaths"] >= 2 and st["rebuilds"] >= 1 and len(st["worker_pids"]) == 2
+        for i, sid in enumerate(sids):
+            assert set(pool.state(sid)["files"]) == written[i]
