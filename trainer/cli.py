@@ -27,7 +27,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default=None, help="Overrides output_dir.")
     p.add_argument("--address", default=None, help="host:port of a running toolgym server (overrides server.address).")
     p.add_argument("--seed", type=int, default=None, help="Overrides seed.")
-    p.add_argument("--log-level", default="INFO", help="Python logging level.")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     for name in COMMANDS:
         _common(sub.add_parser(name, help=helps[name]))
     sub.add_parser("describe-config", help="Print every config key with its type, default and help.")
-    train.set_defaults(_toolgym_run=run)
+    train.set_defaults(func=run)
     return train
 
 
@@ -63,6 +62,20 @@ def _load(args: argparse.Namespace) -> Any:
     return load_config(args.config, overrides)
 
 
+def _quiet_libraries() -> None:
+    """No per-shard progress bars or CPU-only warnings in a CLI run (metrics go to metrics.jsonl and the log)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - transformers missing: the command will say so
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train`` command; returns the process exit code."""
     cmd = args.train_command
@@ -71,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
 
         print(describe())
         return 0
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_libraries()
     from toolgym.trainer.config import ConfigError
 
     try:
@@ -113,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="toolgym")
+    parser.add_argument("--log-level", default="INFO", help="Python logging level.")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return run(args)

@@ -177,6 +177,23 @@ def make_client(address: Any, timeout: float) -> Any:
     return c
 
 
+def save_final_model(model: Any, tokenizer: Any, where: str | Path) -> str:
+    """Save a trained policy as a plain checkpoint: a PEFT adapter is merged into its base first, so every later
+    stage (and ``from_pretrained``) loads it like any model directory."""
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        from peft import PeftModel
+
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+    except ImportError:  # pragma: no cover - peft is part of the train extra
+        pass
+    model.save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return str(where)
+
+
 def close_if_owned(client: Any, address: Any) -> None:
     if isinstance(address, str):
         client.close()
@@ -248,6 +265,7 @@ __all__ = [
     "model_init_kwargs",
     "peft_config",
     "resolve_model_path",
+    "save_final_model",
     "server_address",
     "set_seed",
 ]

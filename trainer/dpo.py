@@ -35,6 +35,7 @@ from toolgym.trainer.common import (
     metrics_path,
     peft_config,
     resolve_model_path,
+    save_final_model,
     server_address,
     set_seed,
 )
@@ -205,16 +206,7 @@ def train_dpo(
     )
     trainer.train()
     final = out / "final"
-    m = trainer.model
-    try:
-        from peft import PeftModel
-
-        if isinstance(m, PeftModel):
-            m = m.merge_and_unload()
-    except ImportError:  # pragma: no cover
-        pass
-    m.save_pretrained(final)
-    tok.save_pretrained(final)
+    save_final_model(trainer.model, tok, final)
     summary["final_model"] = str(final)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

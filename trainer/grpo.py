@@ -41,6 +41,7 @@ from toolgym.trainer.common import (
     metrics_path,
     peft_config,
     resolve_model_path,
+    save_final_model,
     server_address,
     set_seed,
 )
@@ -325,8 +326,8 @@ def train_grpo(
         )
         trainer.train()
         final = out / "final"
-        trainer.save_model(str(final))
-        tokenizer.save_pretrained(str(final))
+        if trainer.accelerator.is_main_process:
+            save_final_model(trainer.accelerator.unwrap_model(trainer.model), tokenizer, final)
         summary["final_model"] = str(final)
         summary["steps"] = trainer.state.global_step
         if cfg.grpo.eval_heldout and split.heldout:

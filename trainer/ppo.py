@@ -13,7 +13,8 @@ that experimental home was later removed; TRL 1.16 ships neither (checked: no ``
 - advantages: GAE(γ, λ) over the action tokens of an episode (observation tokens are skipped — they are the
   environment's, not decisions), whitened per batch;
 - update: clipped surrogate + clipped value loss, ``ppo_epochs`` passes of minibatches, through ``accelerate``
-  (bf16 autocast on GPU, DDP across processes — each process runs its own rollouts). ZeRO-3 and vLLM are GRPO-only.
+  (bf16 autocast on GPU, DDP across processes — each process runs its own rollouts); LoRA via ``model.use_peft``
+  (the reference is the adapter-disabled base). ZeRO-3 and vLLM are GRPO-only.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from toolgym.trainer.common import (
     load_tokenizer,
     make_client,
     metrics_path,
+    peft_config,
     resolve_model_path,
+    save_final_model,
     server_address,
     set_seed,
 )
@@ -124,7 +127,12 @@ def train_ppo(
     path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
     tok = load_tokenizer(path, cfg.model.trust_remote_code)
     policy = load_model(path, cfg.model)
-    ref = load_model(path, cfg.model) if p.kl_coef > 0 else None
+    lora = peft_config(cfg.model)
+    if lora is not None:  # LoRA: the reference policy is the base with the adapter disabled (no second copy)
+        from peft import get_peft_model
+
+        policy = get_peft_model(policy, lora)
+    ref = load_model(path, cfg.model) if p.kl_coef > 0 and lora is None else None
     if ref is not None:
         ref.eval().requires_grad_(False)
     hidden = policy.config.get_text_config().hidden_size
@@ -170,7 +178,13 @@ def train_ppo(
             act = b["action_mask"]
             with torch.no_grad():
                 old_lp, _, old_v = _logprobs_values(policy, value_head, b["input_ids"], b["attention_mask"])
-                ref_lp = _logprobs_values(ref, None, b["input_ids"], b["attention_mask"], need_values=False)[0] if ref is not None else old_lp
+                if ref is not None:
+                    ref_lp = _logprobs_values(ref, None, b["input_ids"], b["attention_mask"], need_values=False)[0]
+                elif lora is not None and p.kl_coef > 0:
+                    with acc.unwrap_model(policy).disable_adapter():
+                        ref_lp = _logprobs_values(policy, None, b["input_ids"], b["attention_mask"], need_values=False)[0]
+                else:
+                    ref_lp = old_lp
                 kl = (old_lp - ref_lp) * act
                 rewards = -p.kl_coef * kl
                 for i, e in enumerate(eps):
@@ -221,10 +235,10 @@ def train_ppo(
                 _save(acc, policy, value_head, tok, out / f"checkpoint-{it}")
         final = out / "final"
         if acc.is_main_process:
-            _save(acc, policy, value_head, tok, final)
             if cfg.ppo.eval_heldout and split.heldout:
                 summary["eval_end"] = evaluate_policy(acc.unwrap_model(policy), tok, client, split.heldout, cfg)
                 metrics.write("ppo_eval", p.max_steps, summary["eval_end"], when="end")
+            _save(acc, policy, value_head, tok, final, final=True)
             summary["final_model"] = str(final)
             summary["steps"] = p.max_steps
             (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -233,12 +247,16 @@ def train_ppo(
     return summary
 
 
-def _save(acc: Any, policy: Any, value_head: Any, tok: Any, where: Path) -> None:
+def _save(acc: Any, policy: Any, value_head: Any, tok: Any, where: Path, *, final: bool = False) -> None:
     import torch
 
     where.mkdir(parents=True, exist_ok=True)
-    acc.unwrap_model(policy).save_pretrained(where)
-    tok.save_pretrained(where)
+    model = acc.unwrap_model(policy)
+    if final:
+        save_final_model(model, tok, where)  # LoRA merged: loads like any checkpoint
+    else:
+        model.save_pretrained(where)
+        tok.save_pretrained(where)
     torch.save(acc.unwrap_model(value_head).state_dict(), where / "value_head.pt")
 
 

@@ -28,6 +28,7 @@ from toolgym.trainer.common import (
     metrics_path,
     peft_config,
     resolve_model_path,
+    save_final_model,
     set_seed,
 )
 from toolgym.trainer.config import TrainConfig
@@ -153,20 +154,6 @@ def _sft_args(cfg: TrainConfig, out: Path, sequential: bool) -> Any:
     return SFTConfig(**kw)
 
 
-def _save_final(trainer: Any, tokenizer: Any, final: Path) -> None:
-    model = trainer.model
-    try:
-        from peft import PeftModel
-
-        if isinstance(model, PeftModel):
-            model = model.merge_and_unload()
-    except ImportError:  # pragma: no cover
-        pass
-    final.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(final)
-    tokenizer.save_pretrained(final)
-
-
 def train_sft(
     cfg: TrainConfig,
     *,
@@ -200,7 +187,7 @@ def train_sft(
     trainer.plain_loss = impl == "plain" or (impl == "auto" and not cuda_available())
     trainer.train()
     final = out / "final"
-    _save_final(trainer, tokenizer, final)
+    save_final_model(trainer.model, tokenizer, final)
     (out / "sft_report.json").write_text(json.dumps(report, indent=2))
     return str(final)
 

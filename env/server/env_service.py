@@ -71,6 +71,8 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         )
         if req.max_steps < 0:
             raise invalid(f"max_steps must be >= 0 (0 = server default {self._cfg.max_steps}), got {req.max_steps}")
+        if seed is not None and seed < 0:  # numpy's generators (task/template choice) take non-negative seeds only
+            raise invalid(f"seed must be >= 0 (it seeds numpy's default_rng, as in the local env), got {seed}")
         if req.task_id or req.task_json:
             task = resolve_task(self._suite, req.task_id, req.task_json)
         else:

@@ -302,7 +302,7 @@ def build_pool(strategy: st.SearchStrategy, n: int, per_example: int = 25) -> li
     seen: dict[str, Any] = {}
 
     @settings(max_examples=max(1, (2 * n) // per_example), deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(strategy, min_size=per_example, max_size=per_example))
+    @given(st.lists(strategy, min_size=per_example, max_size=per_example, unique_by=repr))
     def collect(xs: list) -> None:
         for x in xs:
             if len(seen) < n:
@@ -369,7 +369,7 @@ INLINE_TASKS = ['{"id": "t", "kind": "ast"}', '{"function": []}', "[" * 5000, "n
 def build_corpus() -> Corpus:
     docs = [json.dumps(v) for v in build_pool(json_values(12), 400)]
     return Corpus(
-        outputs=build_pool(rendered_calls(TOOL_NAMES), 1500),
+        outputs=build_pool(rendered_calls(TOOL_NAMES), 1200),
         texts=build_pool(hostile_text, 400),
         configs=build_pool(reward_configs, 300),
         task_json=INLINE_TASKS + docs[:200],

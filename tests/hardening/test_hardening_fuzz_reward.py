@@ -29,7 +29,7 @@ OK = grpc.StatusCode.OK
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
 
 SAMPLE_IDS = ["simple_python_0", "simple_python_7", "multiple_3", "parallel_5", "parallel_multiple_2", "irrelevance_4",
-              "live_simple_10", "live_multiple_20", "live_irrelevance_5", "live_relevance_1", "toolgym_python_0",
+              "live_simple_10-3-6", "live_multiple_10-4-2", "live_irrelevance_10-1-0", "live_relevance_1-1-0", "toolgym_python_0",
               "toolgym_python_9", "multi_turn_base_0", "multi_turn_miss_func_3"]
 
 

@@ -99,3 +99,10 @@ def test_cli_rejects_bad_config(tmp_path):
     bad.write_text("grpo:\n  max_stepz: 3\n")
     assert main(["train", "grpo", "--config", str(bad)]) == 2
     assert main(["train", "describe-config"]) == 0
+
+
+def test_toolgym_main_cli_dispatches_train(capsys):
+    from toolgym.env.cli.main import main as toolgym_main
+
+    assert toolgym_main(["train", "describe-config"]) == 0
+    assert "grpo.num_generations" in capsys.readouterr().out

@@ -50,13 +50,17 @@ def test_attn_and_dtype_selection_on_cpu():
         model_init_kwargs(cfg.model)
 
 
-def test_grpo_with_vllm_colocate(tiny_model_dir, tmp_path, live_server):
+def test_grpo_with_vllm_colocate(tmp_path, live_server):
     pytest.importorskip("vllm")
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("vLLM generation needs a CUDA device")
     from toolgym.trainer.common import load_model, load_tokenizer
     from toolgym.trainer.grpo import build_grpo_trainer
+    from toolgym.trainer.tiny import build_tiny_model
+
+    # head_dim 64: vLLM's attention backends do not all take the default tiny model's head_dim of 16
+    tiny_model_dir = build_tiny_model(str(tmp_path / "tiny256"), hidden_size=256, num_attention_heads=4, num_key_value_heads=2)
 
     cfg = config_from_dict({"output_dir": str(tmp_path), "model": {"name_or_path": tiny_model_dir, "dtype": "bfloat16"},
                             "grpo": {"max_steps": 2, "per_device_train_batch_size": 4, "num_generations": 2,

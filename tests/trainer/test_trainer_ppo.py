@@ -55,3 +55,18 @@ def test_ppo_runs_and_logs(tiny_model_dir, tmp_path):
         assert k in rows[-1], k
     assert "eval_start" in summary and "eval_end" in summary
     json.dumps(summary)
+
+
+def test_ppo_with_lora(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from toolgym.trainer.ppo import train_ppo
+
+    cfg = config_from_dict({
+        "output_dir": str(tmp_path), "model": {"name_or_path": tiny_model_dir, "use_peft": True, "lora_r": 4},
+        "ppo": {"max_steps": 1, "rollout_batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_completion_length": 16,
+                "max_turn_tokens": 8, "max_turns": 1, "kl_coef": 0.1, "eval_heldout": False},
+    })
+    summary = train_ppo(cfg, address=FakeClient(), split=TaskSplit(train=["single/a"], heldout=[], prompts={}, kinds={}))
+    model = AutoModelForCausalLM.from_pretrained(summary["final_model"])
+    assert not any("lora" in n for n, _ in model.named_parameters())
