@@ -314,10 +314,7 @@ class ToolgymClient:
         if rc is not None:
             req.reward_config.CopyFrom(rc)
         resp = self._call(self._env.Reset, req, timeout)
-        info = json.loads(resp.info_json or "{}")
-        replica = info.get("replica") if isinstance(info, dict) else None
-        if isinstance(replica, dict) and replica.get("id") and replica.get("address"):
-            self._replica_addr[str(replica["id"])] = str(replica["address"])
+        info = self._learn_replica(resp.info_json)
         if self.retry is not None:
             self._track(resp.session_id, 0)
         return ResetResult(resp.session_id, resp.observation, info)
@@ -347,7 +344,21 @@ class ToolgymClient:
 
         A stream lives on one replica: every session it resets is held there, so its Steps on
         the same stream always reach the right replica."""
-        return self._env.Sessions(iter(requests), timeout=timeout, metadata=self._metadata)
+        call = self._env.Sessions(iter(requests), timeout=timeout, metadata=self._metadata)
+        try:
+            for resp in call:
+                if resp.HasField("reset"):
+                    self._learn_replica(resp.reset.info_json)  # so close_session() reaches the right replica
+                yield resp
+        finally:
+            call.cancel()  # a consumer that stops early ends the stream (a no-op once it completed)
+
+    def _learn_replica(self, info_json: str) -> dict[str, Any]:
+        info = json.loads(info_json or "{}")
+        replica = info.get("replica") if isinstance(info, dict) else None
+        if isinstance(replica, dict) and replica.get("id") and replica.get("address"):
+            self._replica_addr[str(replica["id"])] = str(replica["address"])
+        return info
 
 
 def _step_result(resp: env_pb2.StepResponse) -> StepResult:

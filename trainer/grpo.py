@@ -318,23 +318,27 @@ def train_grpo(
     client = make_client(address, cfg.server.timeout)
     summary: dict[str, Any] = {"train_tasks": len(split.train), "heldout_tasks": len(split.heldout), "seed": cfg.seed}
     try:
-        if cfg.grpo.eval_heldout and split.heldout:
-            summary["eval_start"] = evaluate_policy(model, tokenizer, client, split.heldout, cfg)
-            metrics.write("grpo_eval", 0, summary["eval_start"], when="start")
         trainer = build_grpo_trainer(
             cfg, client, model=model, tokenizer=tokenizer, rows=rows, callbacks=[metrics_callback(metrics, "grpo")], out=out
         )
+        acc = trainer.accelerator
+        # Held-out evaluation generates on the main process alone: not possible with parameters sharded (ZeRO-3).
+        do_eval = cfg.grpo.eval_heldout and bool(split.heldout) and acc.is_main_process
+        if do_eval and getattr(trainer, "is_deepspeed_enabled", False) and acc.num_processes > 1:
+            log.warning("grpo.eval_heldout skipped: held-out evaluation is single-process and parameters are sharded")
+            do_eval = False
+        if do_eval:
+            summary["eval_start"] = evaluate_policy(model, tokenizer, client, split.heldout, cfg)
+            metrics.write("grpo_eval", 0, summary["eval_start"], when="start")
         trainer.train()
         final = out / "final"
-        if trainer.accelerator.is_main_process:
-            save_final_model(trainer.accelerator.unwrap_model(trainer.model), tokenizer, final)
-        summary["final_model"] = str(final)
         summary["steps"] = trainer.state.global_step
-        if cfg.grpo.eval_heldout and split.heldout:
-            policy = trainer.accelerator.unwrap_model(trainer.model)
-            summary["eval_end"] = evaluate_policy(policy, tokenizer, client, split.heldout, cfg)
+        if do_eval:
+            summary["eval_end"] = evaluate_policy(acc.unwrap_model(trainer.model), tokenizer, client, split.heldout, cfg)
             metrics.write("grpo_eval", trainer.state.global_step, summary["eval_end"], when="end")
-        if trainer.accelerator.is_main_process:
+        summary["final_model"] = str(final)
+        if acc.is_main_process:
+            save_final_model(acc.unwrap_model(trainer.model), tokenizer, final)
             (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     finally:
         close_if_owned(client, address)

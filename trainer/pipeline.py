@@ -21,7 +21,16 @@ from toolgym.trainer.data import rl_split
 
 log = logging.getLogger("toolgym.trainer.pipeline")
 
-REPORT_KEYS = ("reward/total", "reward/format_compliance", "reward/task_completion", "reward/tool_accuracy", "reward/valid_fraction")
+REPORT_KEYS = (
+    "reward/total",
+    "reward/format_compliance",
+    "reward/task_completion",
+    "reward/tool_accuracy",
+    "reward/timing_quality",
+    "penalty_rate/format_error",
+    "penalty_rate/hallucinated_tool",
+    "reward/valid_fraction",
+)
 
 
 def run_pipeline(cfg: TrainConfig) -> dict[str, Any]:

@@ -84,6 +84,9 @@ class RemoteReward:
         reward_config: weights/penalties override sent with every request (also used to log weighted components).
         timeout: deadline of each RPC.
         log_metrics: log the component/penalty breakdown through TRL's ``log_metric``.
+        tokenizer: when given, each completion's raw text is decoded from the ``completion_ids`` TRL passes (exactly
+            what the model wrote, special tags included), instead of being rebuilt from TRL's parsed completion
+            (which, for conversational data with a response parser, only keeps Hermes-style tool calls).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class RemoteReward:
         timeout: float = 60.0,
         log_metrics: bool = True,
         name: str = "toolgym",
+        tokenizer: Any | None = None,
     ):
         self.address = address
         self.task_id_column = task_id_column
@@ -106,6 +110,7 @@ class RemoteReward:
         self.timeout = timeout
         self.log_metrics = log_metrics
         self.__name__ = name
+        self.tokenizer = tokenizer
         self._client = None if isinstance(address, str) else address
         self._lock = threading.Lock()
         self.last_results: list[Any] = []
@@ -131,7 +136,20 @@ class RemoteReward:
         self.__dict__.update(d)
         self._lock = threading.Lock()
 
-    def items(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    def _texts(self, completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None) -> list[str]:
+        tok = self.tokenizer
+        if tok is None or completion_ids is None:
+            return [completion_to_text(c) for c in completions]
+        drop = {tok.pad_token_id, tok.eos_token_id} - {None}
+        out = []
+        for ids in completion_ids:
+            ids = list(ids)
+            while ids and ids[-1] in drop:
+                ids.pop()
+            out.append(tok.decode(ids, skip_special_tokens=False))
+        return out
+
+    def items(self, completions: Sequence[Any], kwargs: dict[str, Any], completion_ids: Any = None) -> list[dict[str, Any]]:
         n = len(completions)
         task_ids = kwargs.get(self.task_id_column)
         if task_ids is None:
@@ -141,8 +159,8 @@ class RemoteReward:
             )
         templates = kwargs.get(self.template_column) or [self.template] * n
         out = []
-        for c, tid, tpl in zip(completions, task_ids, templates):
-            item: dict[str, Any] = {"output": completion_to_text(c), "task_id": str(tid)}
+        for text, tid, tpl in zip(self._texts(completions, completion_ids), task_ids, templates):
+            item: dict[str, Any] = {"output": text, "task_id": str(tid)}
             if tpl or self.template:
                 item["template"] = tpl or self.template
             if self.reward_config:
@@ -154,7 +172,8 @@ class RemoteReward:
         completions = list(completions or [])
         if not completions:
             return []
-        results = self.client.score_batch(self.items(completions, kwargs), timeout=self.timeout, raise_on_error=False)
+        items = self.items(completions, kwargs, kwargs.get("completion_ids"))
+        results = self.client.score_batch(items, timeout=self.timeout, raise_on_error=False)
         self.last_results = list(results)
         weights = dict(DEFAULT_WEIGHTS, **((self.reward_config or {}).get("weights") or {}))
         rewards: list[float | None] = []

@@ -378,6 +378,16 @@ class Guard(grpc.ServerInterceptor):
                     return
                 yield r
 
+        def failed(e: Exception, context: grpc.ServicerContext) -> None:
+            """An exception the servicer did not turn into a status (a bug): INTERNAL naming the RPC,
+            logged once — instead of gRPC's UNKNOWN "Exception calling application"."""
+            if context.code() is not None:  # context.abort() raised it: its status stands
+                raise e
+            with guard._lock:
+                guard.counters["internal_errors"] += 1
+            log.error("%s failed inside the server", method, exc_info=e)
+            context.abort(grpc.StatusCode.INTERNAL, f"{method} failed inside the server: {type(e).__name__}: {e}"[:2000])
+
         deser = _safe_deserializer(handler.request_deserializer, method)
         if handler.unary_unary is not None:
             inner_uu = handler.unary_unary
@@ -387,6 +397,8 @@ class Guard(grpc.ServerInterceptor):
                 who = enter(context)
                 try:
                     return inner_uu(request, context)
+                except Exception as e:  # noqa: BLE001
+                    failed(e, context)
                 finally:
                     leave(who)
 
@@ -398,6 +410,8 @@ class Guard(grpc.ServerInterceptor):
                 who = enter(context)
                 try:
                     return inner_su(checked_iter(requests, context), context)
+                except Exception as e:  # noqa: BLE001
+                    failed(e, context)
                 finally:
                     leave(who)
 
@@ -410,6 +424,8 @@ class Guard(grpc.ServerInterceptor):
                 who = enter(context)
                 try:  # released when the stream ends, fails, or the client goes away (generator closed)
                     yield from inner_us(request, context)
+                except Exception as e:  # noqa: BLE001
+                    failed(e, context)
                 finally:
                     leave(who)
 
@@ -420,6 +436,8 @@ class Guard(grpc.ServerInterceptor):
             who = enter(context)
             try:
                 yield from inner_ss(checked_iter(requests, context), context)
+            except Exception as e:  # noqa: BLE001
+                failed(e, context)
             finally:
                 leave(who)
 

@@ -56,6 +56,7 @@ class ServerProc:
     env: dict[str, str] | None = None
     port: int = 0
     host: str = "127.0.0.1"
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         self.port = self.port or free_port()
@@ -69,7 +70,7 @@ class ServerProc:
         return f"{self.host}:{self.port}"
 
     def start(self, wait: bool = True, timeout: float = 90.0, channel_credentials: grpc.ChannelCredentials | None = None) -> ServerProc:
-        cmd = [sys.executable, "-m", "toolgym.env.cli.main", "--log-level", "INFO", "serve", "--host", self.host, "--port", str(self.port),
+        cmd = [sys.executable, "-m", "toolgym.env.cli.main", "--log-level", self.log_level, "serve", "--host", self.host, "--port", str(self.port),
                "--stats-file", str(self.stats_file), "--stats-interval-s", "0.5", *self.args]
         env = {**os.environ, **(self.env or {})}
         self._log = open(self.log_path, "ab")

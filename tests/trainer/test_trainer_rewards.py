@@ -59,3 +59,11 @@ def test_remote_reward_against_live_server(live_server):
     assert out[3] is not None and out[3] < 0.5
     unknown = rr(prompts=[""], completions=["x"], task_id=["no_such_task"])
     assert unknown == [None]  # an item the server cannot score is dropped, not 0
+
+
+def test_remote_reward_decodes_completion_ids_with_a_tokenizer(tokenizer):
+    rr = RemoteReward(FakeClient(), tokenizer=tokenizer)
+    text = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    items = rr.items(["(parsed)"], {"task_id": ["single/a"]}, [ids])
+    assert items[0]["output"] == text
