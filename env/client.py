@@ -11,7 +11,7 @@ trainers and evals pick them up without code changes):
   ``tls_cert``/``tls_key`` (``$TOOLGYM_TLS_CERT``/``$TOOLGYM_TLS_KEY``) add a client certificate
   (mTLS); ``tls_server_name`` overrides the name checked against the server's certificate.
 - ``retry``: a :class:`RetryPolicy` retries calls that fail UNAVAILABLE (server restarting,
-  draining, unreachable) with exponential backoff and jitter. Steps stay safe to retry: the
+  unreachable) or CANCELLED by a server shutting down, with exponential backoff and jitter. Steps stay safe to retry: the
   client sends ``step_index`` (it counts each session's steps), so a Step whose reply was
   lost is answered from the server's record instead of being applied twice.
 - Several replicas: an address such as ``ipv4:10.0.0.1:50051,10.0.0.2:50051`` or
@@ -81,15 +81,22 @@ class ScoreItemError(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry calls that fail with one of ``codes`` (UNAVAILABLE: the server is down, restarting
-    or draining), sleeping ``initial_backoff_s * multiplier**n`` (capped, with ±50% jitter)."""
+    """Retry calls that fail with one of ``codes``, sleeping ``initial_backoff_s * multiplier**n``
+    (capped, with ±50% jitter).
+
+    UNAVAILABLE: the server is down, restarting or unreachable. CANCELLED: this client never
+    cancels its blocking calls, so a CANCELLED reply comes from a server shutting down — gRPC
+    cancels calls it had received but not yet dispatched (grpc/grpc#41785) instead of refusing
+    them. Retrying both is safe because every call the client retries is idempotent (see
+    :meth:`ToolgymClient.step`)."""
 
     max_attempts: int = field(default=8, metadata={"help": "Tries per call, the first included."})
     initial_backoff_s: float = field(default=0.1, metadata={"help": "Sleep before the first retry."})
     max_backoff_s: float = field(default=5.0, metadata={"help": "Longest sleep between tries."})
     multiplier: float = field(default=2.0, metadata={"help": "Backoff growth per retry."})
     max_elapsed_s: float = field(default=120.0, metadata={"help": "Give up once this much time has passed since the first try."})
-    codes: tuple[grpc.StatusCode, ...] = field(default=(grpc.StatusCode.UNAVAILABLE,), metadata={"help": "Status codes worth retrying."})
+    codes: tuple[grpc.StatusCode, ...] = field(default=(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED),
+                                               metadata={"help": "Status codes worth retrying."})
 
     def delays(self) -> Iterator[float]:
         d = self.initial_backoff_s

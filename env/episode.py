@@ -19,8 +19,6 @@ scaled by ``shaping``; 0 by default, so the episode return equals the contract r
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -94,10 +92,6 @@ class StepOutcome:
     score: ScoreResult | None = None
 
 
-def _digest(state: dict[str, Any]) -> str:
-    return hashlib.blake2b(json.dumps(state, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
-
-
 class Episode:
     """A single episode. Not thread-safe: the caller serialises steps of one episode."""
 
@@ -115,7 +109,6 @@ class Episode:
         self._turn_calls: list = []
         self._turn_results: list[str] = []
         self._turn_records: list[TurnRecord] = []
-        self._last_digest: str | None = None
         self.done = False
         self.final_score: ScoreResult | None = None
 
@@ -165,15 +158,11 @@ class Episode:
         stateful = self.task.kind == "multi_turn"
         for call in parsed.calls:
             r = self._session.call(call.name, call.arguments, digest=stateful)
-            changed = None
-            if stateful and r.state_digest is not None:
-                changed = r.state_digest != self._last_digest
-                self._last_digest = r.state_digest
             text = r.output if r.ok else (r.error or "error")
             self._turn_calls.append(call)
             self._turn_results.append(text)
             outcomes.append(CallOutcome(call=call, ok=r.ok, output=r.output, error=r.error, timed_out=r.timed_out,
-                                        state_changed=changed, failed_precondition=bool(r.error) and _looks_precondition(r.error)))
+                                        state_digest=r.state_digest, failed_precondition=bool(r.error) and _looks_precondition(r.error)))
         return tuple(outcomes)
 
     def _end_turn(self) -> None:
@@ -185,8 +174,6 @@ class Episode:
         if self.done:
             raise RuntimeError("episode is over; reset to start a new one")
         parsed = parse(action, self.template)
-        if self._session is not None and self.task.kind == "multi_turn" and self._last_digest is None:
-            self._last_digest = _digest(self._session.state())  # once per episode: the initial state
         outcomes = self._execute(parsed) if parsed.calls else ()
         rec = StepRecord(output=action, parsed=parsed, outcomes=outcomes, turn=self.turn,
                          timed_out=any(o.timed_out for o in outcomes))

@@ -215,7 +215,11 @@ def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _
         expected = expected_tool_names(task)
     needed = set(expected) if expected is not None else None
     wrong = halluc = redundant = 0
-    seen: set[str] = set()
+    # A call is redundant when the same call (name + args) was made before and the state has not
+    # changed since that earlier call finished: ``seen`` maps each call key to the state digest
+    # right after it, ``current`` is the digest after the latest call (None = unknown = pure).
+    seen: dict[str, str | None] = {}
+    current: str | None = None
     n_calls = sum(len(s.parsed.calls) for s in traj.steps)
     for step in traj.steps:
         outcomes = step.outcomes
@@ -226,12 +230,11 @@ def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _
                 wrong += 1
             if n_calls > 1:  # a key (JSON of the args) is only needed when a repeat is possible
                 key = call.key()
-                if key in seen:
+                if key in seen and seen[key] == current:
                     redundant += 1
-                seen.add(key)
-            # A state change makes an identical later call meaningful again.
-            if i < len(outcomes) and outcomes[i].state_changed:
-                seen.clear()
+                if i < len(outcomes) and outcomes[i].state_digest is not None:
+                    current = outcomes[i].state_digest
+                seen[key] = current
     fmt = sum(1 for s in traj.steps if s.parsed.issues)
     timeouts = sum(1 for s in traj.steps for o in s.outcomes if o.timed_out) + sum(1 for s in traj.steps if s.timed_out)
     timeouts += int(traj.episode_timed_out)

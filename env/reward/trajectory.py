@@ -17,8 +17,8 @@ from toolgym.env.types import ParsedAction, ToolCall
 class CallOutcome:
     """The result of executing one call in the sandbox.
 
-    ``state_changed`` is None when unknown (offline scoring or a stateless tool); the
-    redundancy check then treats the tool as pure.
+    ``state_digest`` is a hash of the backend state right after the call, None when unknown
+    (offline scoring or a stateless tool); the redundancy check then treats the tool as pure.
     ``failed_precondition`` marks a tool error that says the information or object the call
     depends on does not exist yet (used by timing_quality).
     """
@@ -28,7 +28,7 @@ class CallOutcome:
     output: str = ""
     error: str | None = None
     timed_out: bool = False
-    state_changed: bool | None = None
+    state_digest: str | None = None
     failed_precondition: bool = False
 
 

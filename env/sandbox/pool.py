@@ -20,6 +20,8 @@ timeouts included, are logged and replayed like any other call.
 
 from __future__ import annotations
 
+import dataclasses
+
 import collections
 import json
 import logging
@@ -345,7 +347,7 @@ class WorkerPool:
                 else:
                     s.log.append(_LogEntry(str(name), args, lim, result))
                 r = CallResult.from_dict(result)
-                return CallResult(r.ok, r.output, r.error, r.timed_out, time.monotonic() - t0, r.truncated)
+                return dataclasses.replace(r, duration_s=time.monotonic() - t0)
 
     def state(self, session_id: str) -> dict[str, Any]:
         """The session's backend state snapshot (``Toolset.state()``)."""

@@ -246,6 +246,19 @@ class BfclMultiTurnToolset:
             out[class_name] = {k: to_jsonable(attrs[k]) for k in sorted(attrs) if not k.startswith("_")}
         return out
 
+    def fingerprint(self) -> str:
+        """A hash of every instance attribute, private ones included.
+
+        :meth:`state` holds only what BFCL's state check compares; whether a call *changed*
+        anything (the redundant-call rule) must also see private state such as the file
+        system's current directory, or ``cd('..')`` between two identical calls would go unseen.
+        """
+        out: dict[str, Any] = {}
+        for class_name in sorted(self._instances):
+            attrs = vars(self._instances[class_name])
+            out[class_name] = {k: to_jsonable(attrs[k]) for k in sorted(attrs)}
+        return hashlib.blake2b(canonical_json(out).encode(), digest_size=16).hexdigest()
+
     # -- helpers ----------------------------------------------------------------------
 
     def execute(self, name: str, args: dict) -> str:

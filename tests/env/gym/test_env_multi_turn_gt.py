@@ -42,7 +42,9 @@ def test_all_multi_turn_base_ground_truth_complete_and_dropping_last_turn_scores
     failures, not_lower = [], []
     for task in tasks:
         full = run_episode(env, task, drop_last=False)
-        if full["components"]["task_completion"] != 1.0:
+        if full["components"]["task_completion"] != 1.0 or full["penalties"]:
+            # The ground truth is an honest trajectory: complete, and no penalty of any kind (e.g.
+            # a repeated cd(folder='temp') after a cd('..') is not a redundant call).
             failures.append((task.id, full["feedback"]))
             continue
         dropped = run_episode(env, task, drop_last=True)
@@ -50,3 +52,23 @@ def test_all_multi_turn_base_ground_truth_complete_and_dropping_last_turn_scores
             not_lower.append(task.id)
     assert not failures, failures[:5]
     assert not not_lower, not_lower[:10]
+
+
+def test_redundant_call_needs_an_unchanged_state(env):
+    ls = '<tool_call>{"name": "ls", "arguments": {}}</tool_call>'
+    cd_doc = '<tool_call>{"name": "cd", "arguments": {"folder": "document"}}</tool_call>'
+    cd_up = '<tool_call>{"name": "cd", "arguments": {"folder": ".."}}</tool_call>'
+
+    def penalties(actions):
+        env.reset(options={"task_id": "multi_turn_base_0", "template": "hermes"})
+        for a in actions:
+            env.step(a)
+        info = {}
+        for _ in range(4):  # end every user turn
+            _, _, term, trunc, info = env.step("Done.")
+            if term or trunc:
+                break
+        return info["penalties"]
+
+    assert penalties([ls, ls]).get("redundant_call") == -0.2          # nothing changed in between
+    assert "redundant_call" not in penalties([cd_doc, cd_up, cd_doc])  # the directory changed in between

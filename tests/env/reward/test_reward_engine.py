@@ -86,10 +86,16 @@ def test_redundant_call_penalty_without_state_change():
 def test_repeat_after_state_change_is_not_redundant():
     call = ToolCall("get_weather", {"city": "Paris"})
     p = ParsedAction(template="hermes", calls=(call,))
-    steps = (StepRecord("", p, (CallOutcome(call, state_changed=True),)), StepRecord("", p, (CallOutcome(call, state_changed=False),)))
+    other = ToolCall("get_weather", {"city": "Oslo"})
+    # weather(Paris) → state s1; weather(Oslo) changes it to s2; weather(Paris) again is not redundant.
+    steps = (StepRecord("", p, (CallOutcome(call, state_digest="s1"),)),
+             StepRecord("", ParsedAction("hermes", calls=(other,)), (CallOutcome(other, state_digest="s2"),)),
+             StepRecord("", p, (CallOutcome(call, state_digest="s2"),)))
     t = Task(id="x", kind="final_answer", turns=((),), tools=(WEATHER,), answer=AnswerCheck("contains", ("sunny",)))
     r = score_trajectory(t, Trajectory(steps=steps))
     assert "redundant_call" not in r.penalties
+    same = (StepRecord("", p, (CallOutcome(call, state_digest="s1"),)), StepRecord("", p, (CallOutcome(call, state_digest="s1"),)))
+    assert score_trajectory(t, Trajectory(steps=same)).penalties["redundant_call"] == -0.2
 
 
 def test_format_error_penalty_and_compliance():
