@@ -244,10 +244,12 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         args += ["--ro-bind", p, p]
     for d, target in symlinks.items():
         args += ["--symlink", target, d]
-    for p in ro:
-        args += ["--ro-bind", src(p), p]
+    # The private /tmp comes before the Python/toolgym binds: bwrap applies mounts in order, so a
+    # checkout or venv under /tmp (a CI clone in /tmp, say) is bound on top of it, not hidden.
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", str(int(config.tmp_bytes)), "--tmpfs", "/tmp"]
+    for p in ro:
+        args += ["--ro-bind", src(p), p]
     # Workspaces are mounted by the worker itself (one tmpfs per session, with size *and*
     # inode limits; bwrap's --tmpfs takes no nr_inodes); bwrap only creates the mount point.
     args += ["--dir", WORKSPACE_ROOT, "--dir", JAIL_ROOT]

@@ -175,6 +175,9 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
         os._exit(code)
 
 
+_TMP_BINDS: tuple[str, ...] = ()
+
+
 def build_template(binds: list[str], symlinks: dict[str, str]) -> None:
     """Build the jails' root once per worker, at :data:`JAIL_ROOT` (in the worker's mount namespace).
 
@@ -182,15 +185,19 @@ def build_template(binds: list[str], symlinks: dict[str, str]) -> None:
     procfs over it) and empty mount points for /tmp and /workspace; then it is made read-only.
     Each call only adds its workspace and fresh tmpfs's, then chroots into it.
     """
+    global _TMP_BINDS
     new = JAIL_ROOT
     lk.mount("tmpfs", new, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for path in binds:
         os.makedirs(new + path, exist_ok=True)
         lk.mount(path, new + path, None, lk.MS_BIND | lk.MS_REC)  # read-only like its source
+    # A checkout or venv that lives under /tmp (e.g. a CI clone in /tmp) would be hidden by each
+    # call's fresh /tmp: remember those binds so every call puts them back on top of it.
+    _TMP_BINDS = tuple(p for p in binds if p == "/tmp" or p.startswith("/tmp/"))
     for link, target in symlinks.items():
         os.symlink(target, new + link)
     for d in ("/dev", "/proc", "/tmp", WORKSPACE_MOUNT):
-        os.mkdir(new + d, 0o755)
+        os.makedirs(new + d, 0o755, exist_ok=True)
     lk.mount("/dev", new + "/dev", None, lk.MS_BIND | lk.MS_REC)
     lk.mount("/proc", new + "/proc", None, lk.MS_BIND | lk.MS_REC)
     lk.mount(None, new, None, lk.MS_REMOUNT | lk.MS_BIND | lk.MS_RDONLY | lk.MS_NOSUID | lk.MS_NODEV)
@@ -209,6 +216,9 @@ def _enter_new_root(req: dict[str, Any]) -> None:
     lk.mount(req["workspace"], new + WORKSPACE_MOUNT, None, lk.MS_BIND | lk.MS_REC)
     tmp_opts = f"size={int(req['tmp_bytes'])},nr_inodes={int(req['tmp_inodes'])},mode=1777"
     lk.mount("tmpfs", new + "/tmp", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, tmp_opts)
+    for path in _TMP_BINDS:  # read-only Python/toolgym paths that live under /tmp (see build_template)
+        os.makedirs(new + path, exist_ok=True)
+        lk.mount(path, new + path, None, lk.MS_BIND | lk.MS_REC)
     if os.path.isdir(new + "/dev/shm"):
         lk.mount("tmpfs", new + "/dev/shm", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, tmp_opts)
     os.chroot(new)
