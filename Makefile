@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup setup-dev test-deps check-protos protos bench clean
+.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean
 
 $(VENV)/.core: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ setup-dev: $(VENV)/.dev
 
 serve: setup
 	$(VENV)/bin/toolgym serve $(SERVE_ARGS)
+
+# SFT then GRPO on a tiny offline model against a server it starts (CPU, < 10 minutes).
+train-demo: setup
+	$(VENV)/bin/toolgym train pipeline --config trainer/configs/tiny_cpu.yaml
 
 # Debian chromium renders the HTML eval report in its screenshot test (root needed to install).
 test-deps:
