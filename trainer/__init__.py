@@ -29,6 +29,7 @@ _EXPORTS = {
     "ToolgymGRPOTrainer": "toolgym.trainer.grpo",
     "train_ppo": "toolgym.trainer.ppo",
     "train_dpo": "toolgym.trainer.dpo",
+    "train_dpo_on_groups": "toolgym.trainer.dpo",
     "build_preference_pairs": "toolgym.trainer.dpo",
     "run_pipeline": "toolgym.trainer.pipeline",
     "RolloutEngine": "toolgym.trainer.rollout",

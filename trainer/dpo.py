@@ -144,15 +144,13 @@ def train_dpo(
     metrics: MetricsLog | None = None,
     score_fn: ScoreFn | None = None,
 ) -> dict[str, Any]:
+    """Sample ``dpo.num_samples`` completions for ``dpo.num_prompts`` training tasks, score them on the server (or with
+    ``score_fn``), then pair and train (:func:`train_dpo_on_groups`)."""
     if address is None:
         with server_address(cfg.server) as addr:
             return train_dpo(cfg, address=addr, model_path=model_path, split=split, metrics=metrics, score_fn=score_fn)
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
-
     d = cfg.dpo
     set_seed(cfg.seed)
-    out = Path(cfg.output_dir) / "dpo"
     path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
     tok = load_tokenizer(path, cfg.model.trust_remote_code)
     model = load_model(path, cfg.model)
@@ -160,12 +158,37 @@ def train_dpo(
     ids = list(split.train)
     random.Random(cfg.data.seed + 5).shuffle(ids)
     ids = ids[: d.num_prompts]
-    metrics = metrics or MetricsLog(metrics_path(cfg))
     client = make_client(address, cfg.server.timeout)
     try:
         groups = sample_groups(model, tok, client, ids, cfg, score_fn=score_fn)
     finally:
         close_if_owned(client, address)
+    return train_dpo_on_groups(cfg, groups, model=model, tokenizer=tok, metrics=metrics)
+
+
+def train_dpo_on_groups(
+    cfg: TrainConfig,
+    groups: Sequence[dict[str, Any]],
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    model_path: str | None = None,
+    metrics: MetricsLog | None = None,
+) -> dict[str, Any]:
+    """Pair scored groups (:func:`build_preference_pairs`; e.g. :func:`sample_groups`' output, or completions
+    written and scored any other way) and train ``trl.DPOTrainer`` on the pairs. The model and tokenizer are loaded
+    from ``model_path`` (or the configured model) unless given."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    d = cfg.dpo
+    out = Path(cfg.output_dir) / "dpo"
+    if model is None or tokenizer is None:
+        path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path, cfg.model.trust_remote_code)
+        model = model if model is not None else load_model(path, cfg.model)
+    tok = tokenizer
+    metrics = metrics or MetricsLog(metrics_path(cfg))
     pairs, skipped = build_preference_pairs(groups, d.min_margin)
     summary: dict[str, Any] = {"prompts": len(groups), "pairs": len(pairs), "skipped": skipped}
     out.mkdir(parents=True, exist_ok=True)
@@ -212,4 +235,4 @@ def train_dpo(
     return summary
 
 
-__all__ = ["build_preference_pairs", "sample_groups", "server_score_fn", "train_dpo"]
+__all__ = ["build_preference_pairs", "sample_groups", "server_score_fn", "train_dpo", "train_dpo_on_groups"]

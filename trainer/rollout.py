@@ -293,9 +293,10 @@ class RolloutEngine:
         w = info.get("weights") or (info.get("details") or {}).get("weights")
         ep.weights = {k: float(v) for k, v in w.items()} if isinstance(w, dict) else {}
 
-    def _step(self, item: tuple[Episode, str]) -> tuple[Episode, Any]:
+    def _step(self, item: tuple[Episode, str], index: int | None = None) -> tuple[Episode, Any]:
         ep, action = item
-        index = len(ep.actions) - 1
+        if index is None:  # the action just appended to ep.actions
+            index = len(ep.actions) - 1
         last: Exception | None = None
         for _ in range(2):  # one retry; step_index makes a retried step idempotent on the server
             try:
@@ -391,10 +392,11 @@ class RolloutEngine:
         so the rollout sends empty actions — "the model said nothing more" — until it does. Those actions add no
         tokens; the score judges what the model did within its budget (running out is not free).
         """
-        for _ in range(self.max_turns + 1):
-            ep.actions.append("")
-            _, res = self._step((ep, ""))
-            ep.actions.pop()
+        sent = len(ep.actions)  # steps 0..sent-1 carried the policy's actions
+        for k in range(self.max_turns + 1):
+            # each empty action gets its own step_index: a repeated index would be answered from the server's record
+            # of the earlier step (idempotent retries) instead of advancing the episode
+            _, res = self._step((ep, ""), index=sent + k)
             if isinstance(res, Exception):
                 ep.error = f"finish failed: {type(res).__name__}: {res}"
                 return

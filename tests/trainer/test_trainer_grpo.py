@@ -1,4 +1,4 @@
-"""GRPO plumbing with a scripted env: groups, masks, dropped invalid scores, metrics, the plain-TRL path."""
+"""GRPO plumbing against a live server: groups, masks, dropped invalid scores, metrics, the plain-TRL path."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from toolgym.trainer.config import config_from_dict
 from toolgym.trainer.grpo import ToolgymRollout, build_grpo_trainer
 from toolgym.trainer.rollout import COMPONENTS, PENALTIES, Episode, EpisodeSpec
-from toolgym.trainer.testing import FakeClient
 
 
 def _cfg(tmp_path: Path, **grpo):
@@ -18,14 +17,15 @@ def _cfg(tmp_path: Path, **grpo):
     return config_from_dict({"output_dir": str(tmp_path), "grpo": g})
 
 
-def test_grpo_with_scripted_env(tiny_model_dir, tokenizer, tmp_path):
+def test_grpo_with_live_env(tiny_model_dir, tokenizer, tmp_path, client, unscorable_task):
     from toolgym.trainer.common import load_model
 
     cfg = _cfg(tmp_path)
-    rows = [{"prompt": f"p{i}", "task_id": t, "seed": 10 + i, "template": "hermes"}
-            for i, t in enumerate(["single/a", "multi/b", "invalid/c", "slow/d"])]
-    fc = FakeClient()
-    trainer = build_grpo_trainer(cfg, fc, model=load_model(tiny_model_dir, cfg.model), tokenizer=tokenizer, rows=rows)
+    # single-turn call, tool-then-answer (sandboxed python), unscorable (valid=False) and no-call tasks; multi-turn
+    # GRPO is test_trainer_e2e's (BFCL multi-turn prompts run to thousands of tokens: slow on CPU)
+    tasks = ["simple_python_0", "toolgym_python_0", unscorable_task, "irrelevance_0"]
+    rows = [{"prompt": f"p{i}", "task_id": t, "seed": 10 + i, "template": "hermes"} for i, t in enumerate(tasks)]
+    trainer = build_grpo_trainer(cfg, client, model=load_model(tiny_model_dir, cfg.model), tokenizer=tokenizer, rows=rows)
     trainer.train()
     assert trainer.state.global_step == 2
     eps = trainer.toolgym_rollout.last_episodes
@@ -39,7 +39,10 @@ def test_grpo_with_scripted_env(tiny_model_dir, tokenizer, tmp_path):
         assert f"reward/{k}" in logs[0] and f"reward_weighted/{k}" in logs[0]
     for k in PENALTIES:
         assert f"penalty/{k}" in logs[0]
-    assert any(h["reward/valid_fraction"] < 1.0 for h in logs) or all(e.spec.task_id != "invalid/c" for e in eps)
+    assert all(e.error is None for e in eps)  # every episode ran to a server verdict
+    for e in eps:
+        assert (e.reward is None) == (e.task_id == unscorable_task)
+    assert any(h["reward/valid_fraction"] < 1.0 for h in logs) or all(e.spec.task_id != unscorable_task for e in eps)
 
 
 def test_to_trl_masks_invalid_episodes(tokenizer):
@@ -54,7 +57,7 @@ def test_to_trl_masks_invalid_episodes(tokenizer):
     assert out["completion_ids"] == [[5, 6, 7], [5, 6, 7]]
 
 
-def test_rollout_func_with_plain_grpo_trainer(tiny_model_dir, tokenizer, tmp_path):
+def test_rollout_func_with_plain_grpo_trainer(tiny_model_dir, tokenizer, tmp_path, client):
     """ToolgymRollout also plugs into an unmodified trl.GRPOTrainer (rows recovered from the prompt)."""
     from datasets import Dataset
     from trl import GRPOTrainer
@@ -64,15 +67,16 @@ def test_rollout_func_with_plain_grpo_trainer(tiny_model_dir, tokenizer, tmp_pat
     from toolgym.trainer.rewards import EpisodeReward
 
     cfg = _cfg(tmp_path, max_steps=1)
-    rows = [{"prompt": "solve a", "task_id": "single/a", "seed": 1, "template": "hermes"},
-            {"prompt": "solve b", "task_id": "multi/b", "seed": 2, "template": "hermes"}]
-    rollout = ToolgymRollout(FakeClient(), max_turns=2, max_turn_tokens=8, max_completion_length=32,
+    rows = [{"prompt": "solve a", "task_id": "simple_python_0", "seed": 1, "template": "hermes"},
+            {"prompt": "solve b", "task_id": "toolgym_python_0", "seed": 2, "template": "hermes"}]
+    rollout = ToolgymRollout(client, max_turns=2, max_turn_tokens=8, max_completion_length=32,
                              rows_by_prompt={r["prompt"]: r for r in rows})
     trainer = GRPOTrainer(model=load_model(tiny_model_dir, cfg.model), reward_funcs=[EpisodeReward()],
                           args=grpo_args(cfg, tmp_path / "g"), train_dataset=Dataset.from_list(rows * 2),
                           processing_class=tokenizer, rollout_func=rollout)
     trainer.train()
-    assert {e.spec.task_id for e in rollout.last_episodes} <= {"single/a", "multi/b"}
+    assert {e.spec.task_id for e in rollout.last_episodes} <= {"simple_python_0", "toolgym_python_0"}
+    assert all(e.task_id == e.spec.task_id and e.reward is not None for e in rollout.last_episodes)  # scored by the server
 
 
 def test_remote_reward_in_a_stock_grpo_trainer(tiny_model_dir, tokenizer, tmp_path, live_server):

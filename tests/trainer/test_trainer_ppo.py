@@ -8,7 +8,6 @@ import pytest
 
 from toolgym.trainer.config import config_from_dict
 from toolgym.trainer.data import TaskSplit
-from toolgym.trainer.testing import FakeClient
 
 
 def test_trl_has_no_ppo_trainer():
@@ -35,7 +34,7 @@ def test_gae_skips_observation_positions():
     assert ret[0, 3].item() == pytest.approx(1.0)
 
 
-def test_ppo_runs_and_logs(tiny_model_dir, tmp_path):
+def test_ppo_runs_and_logs(tiny_model_dir, tmp_path, live_server, unscorable_task):
     from toolgym.trainer.common import MetricsLog
     from toolgym.trainer.ppo import train_ppo
 
@@ -45,19 +44,21 @@ def test_ppo_runs_and_logs(tiny_model_dir, tmp_path):
                 "max_turn_tokens": 12, "max_turns": 2, "learning_rate": 1e-4, "kl_coef": 0.05},
         "eval": {"max_new_tokens": 8, "max_turns": 1},
     })
-    split = TaskSplit(train=["single/a", "multi/b", "invalid/c"], heldout=["single/x"], prompts={}, kinds={})
+    split = TaskSplit(train=["simple_python_0", "toolgym_python_0", unscorable_task], heldout=["irrelevance_0"], prompts={}, kinds={})
     metrics = MetricsLog(tmp_path / "m.jsonl")
-    summary = train_ppo(cfg, address=FakeClient(), split=split, metrics=metrics)
+    summary = train_ppo(cfg, address=live_server.address, split=split, metrics=metrics)
     assert (tmp_path / "ppo" / "final" / "value_head.pt").is_file()
     rows = [r for r in metrics.read() if r["stage"] == "ppo"]
     assert len(rows) == 2
     for k in ("ppo/policy_loss", "ppo/value_loss", "ppo/kl_ref", "reward/total", "reward/format_compliance", "reward_weighted/task_completion"):
         assert k in rows[-1], k
     assert "eval_start" in summary and "eval_end" in summary
+    for when in ("eval_start", "eval_end"):  # the held-out episode ran on the server and got a valid score
+        assert summary[when]["eval/episodes"] == 1.0 and summary[when]["eval/reward/valid_fraction"] == 1.0
     json.dumps(summary)
 
 
-def test_ppo_with_lora(tiny_model_dir, tmp_path):
+def test_ppo_with_lora(tiny_model_dir, tmp_path, live_server):
     from transformers import AutoModelForCausalLM
 
     from toolgym.trainer.ppo import train_ppo
@@ -67,6 +68,7 @@ def test_ppo_with_lora(tiny_model_dir, tmp_path):
         "ppo": {"max_steps": 1, "rollout_batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_completion_length": 16,
                 "max_turn_tokens": 8, "max_turns": 1, "kl_coef": 0.1, "eval_heldout": False},
     })
-    summary = train_ppo(cfg, address=FakeClient(), split=TaskSplit(train=["single/a"], heldout=[], prompts={}, kinds={}))
+    summary = train_ppo(cfg, address=live_server.address,
+                        split=TaskSplit(train=["simple_python_0"], heldout=[], prompts={}, kinds={}))
     model = AutoModelForCausalLM.from_pretrained(summary["final_model"])
     assert not any("lora" in n for n, _ in model.named_parameters())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from toolgym.env.parsers import render_calls
+from toolgym.env.types import ToolCall
 from toolgym.trainer.rollout import (
     DEFAULT_WEIGHTS,
     Episode,
@@ -13,7 +15,6 @@ from toolgym.trainer.rollout import (
     RolloutEngine,
     episode_metrics,
 )
-from toolgym.trainer.testing import FakeClient
 
 
 class ScriptedGen:
@@ -34,84 +35,102 @@ class ScriptedGen:
         return out, [[-0.5] * len(o) for o in out]
 
 
-def test_multi_turn_episode_is_token_exact(tokenizer):
-    call = '<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>'
-    gen = ScriptedGen(tokenizer, [call, "The answer is 42."])
-    fc = FakeClient()
-    eng = RolloutEngine(fc, tokenizer, gen, max_turns=4, max_turn_tokens=64, max_completion_length=512)
-    (ep,) = eng.run([EpisodeSpec("multi/x", seed=3, template="hermes")], want_logprobs=True)
-    assert ep.terminated and ep.valid and ep.total == pytest.approx(1.0)
-    assert ep.actions == [call, "The answer is 42."]
+PY_CALL = render_calls([ToolCall(name="python", arguments={"code": "print(sum(i * i for i in range(1, 101)))"})], "hermes")
+"""A real call of ``toolgym_python_0`` (sum of the squares of 1..100, answer 338350) in the Hermes template."""
+
+
+def test_multi_turn_episode_is_token_exact(client, tokenizer, trainer_suite):
+    """A real two-step episode: the sandbox runs the policy's python call, its result comes back as an observation."""
+    from toolgym.trainer.data import prompt_messages
+
+    gen = ScriptedGen(tokenizer, [PY_CALL, "The answer is 338350."])
+    eng = RolloutEngine(client, tokenizer, gen, max_turns=4, max_turn_tokens=64, max_completion_length=512)
+    (ep,) = eng.run([EpisodeSpec("toolgym_python_0", seed=3, template="hermes")], want_logprobs=True)
+    assert ep.terminated and ep.valid and ep.total == pytest.approx(1.0), ep.feedback
+    assert ep.actions == [PY_CALL, "The answer is 338350."]
+    assert len(ep.observations) == 1 and "338350" in ep.observations[0]  # the tool really ran
     # prompt = the chat template applied to the server's system + user prompts
-    msgs = [{"role": "system", "content": "You have tools. Task multi/x."}, {"role": "user", "content": "Please solve multi/x (seed 3)."}]
+    msgs = prompt_messages(trainer_suite["toolgym_python_0"], "hermes")
+    assert ep.prompt_messages == msgs
     assert ep.prompt_ids == tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True, return_dict=False)
     # the whole sequence equals a fresh rendering of the conversation, token for token
     conv = msgs + [
-        {"role": "assistant", "content": call},
+        {"role": "assistant", "content": PY_CALL},
         {"role": "user", "content": ep.observations[0]},
-        {"role": "assistant", "content": "The answer is 42."},
+        {"role": "assistant", "content": "The answer is 338350."},
     ]
     full = tokenizer.apply_chat_template(conv, tokenize=True, return_dict=False)
     seq = ep.prompt_ids + ep.completion_ids
     assert full[: len(seq)] == seq
     # mask: 1 on sampled tokens, 0 on the observation tokens in between
     assert len(ep.env_mask) == len(ep.completion_ids) == len(ep.logprobs)
-    first = len(tokenizer(call, add_special_tokens=False)["input_ids"]) + 1
+    first = len(tokenizer(PY_CALL, add_special_tokens=False)["input_ids"]) + 1
     obs_ids = ObservationTokenizer(tokenizer).suffix_ids(ep.observations[0])
     assert ep.env_mask[:first] == [1] * first
     assert ep.env_mask[first : first + len(obs_ids)] == [0] * len(obs_ids)
     assert ep.completion_ids[first : first + len(obs_ids)] == obs_ids
     assert all(m == 1 for m in ep.env_mask[first + len(obs_ids) :])
     assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.env_mask) if m == 0)
-    assert "<tool_response>" in tokenizer.decode([t for t, m in zip(ep.completion_ids, ep.env_mask) if m == 0])
+    observed = tokenizer.decode([t for t, m in zip(ep.completion_ids, ep.env_mask) if m == 0])
+    assert "<tool_response>" in observed and "338350" in observed
     assert "<tool_response>" not in tokenizer.decode([t for t, m in zip(ep.completion_ids, ep.env_mask) if m == 1])
 
 
-def test_group_shares_task_seed_and_template(tokenizer):
-    fc = FakeClient()
-    eng = RolloutEngine(fc, tokenizer, ScriptedGen(tokenizer, ["x"] * 8), max_turns=1, max_turn_tokens=8, max_completion_length=8)
-    specs = [EpisodeSpec("single/a", 7, "react")] * 4
-    eng.run(specs)
-    resets = [a for kind, a in fc.calls if kind == "reset"]
-    assert resets == [("single/a", 7, "react")] * 4
+def test_group_shares_task_seed_and_template(client, tokenizer, trainer_suite):
+    from toolgym.env.episode import select_task
+
+    eng = RolloutEngine(client, tokenizer, ScriptedGen(tokenizer, ["x"] * 16), max_turns=1, max_turn_tokens=8, max_completion_length=8)
+    # a fixed task: every episode of the group runs it in the group's template, from the same prompt
+    fixed = eng.run([EpisodeSpec("simple_python_3", 7, "react")] * 4)
+    assert [(e.task_id, e.template) for e in fixed] == [("simple_python_3", "react")] * 4
+    assert all(e.prompt_ids == fixed[0].prompt_ids for e in fixed)
+    # no task id: the server picks the task with the episode seed, so one shared task shows the seed reached it
+    by_seed = eng.run([EpisodeSpec(None, 7, "react")] * 4 + [EpisodeSpec(None, 8, "react")] * 4)
+    want7, want8 = select_task(list(trainer_suite), 7).id, select_task(list(trainer_suite), 8).id
+    assert want7 != want8
+    assert [e.task_id for e in by_seed] == [want7] * 4 + [want8] * 4
+    assert all(e.template == "react" and e.error is None for e in by_seed)
 
 
-def test_turn_cut_by_budget_gets_an_untrained_eos(tokenizer):
+def test_turn_cut_by_budget_gets_an_untrained_eos(client, tokenizer):
+    """A turn cut at its token budget is closed with an EOS the policy did not sample (mask 0) before the
+    observation; multi_turn_base_0 goes on to its next user turn after an unparsable action."""
     long_call = "<tool_call>" + " word" * 40
-    fc = FakeClient()
     gen = ScriptedGen(tokenizer, [long_call, "ok"], close=False)
-    eng = RolloutEngine(fc, tokenizer, gen, max_turns=3, max_turn_tokens=8, max_completion_length=256)
-    (ep,) = eng.run([EpisodeSpec("multi/x", 0, "hermes")])
+    eng = RolloutEngine(client, tokenizer, gen, max_turns=3, max_turn_tokens=8, max_completion_length=256)
+    (ep,) = eng.run([EpisodeSpec("multi_turn_base_0", 0, "hermes")])
+    assert ep.observations and ep.observations[0].startswith("User: ")  # the server went on to the next turn
     assert ep.completion_ids[8] == tokenizer.eos_token_id and ep.env_mask[8] == 0
+    assert ep.env_mask[:8] == [1] * 8
 
 
-def test_budget_exhausted_episode_still_gets_the_server_score(tokenizer):
-    fc = FakeClient()
-    eng = RolloutEngine(fc, tokenizer, ScriptedGen(tokenizer, ["<tool_call> a"] * 10), max_turns=3, max_turn_tokens=16,
+def test_budget_exhausted_episode_still_gets_the_server_score(client, tokenizer):
+    """multi_turn_base_0 has 4 user turns; its second prompt overflows the 40-token budget, so the rollout ends the
+    episode (empty actions up to max_steps) and the server scores what the policy did."""
+    eng = RolloutEngine(client, tokenizer, ScriptedGen(tokenizer, ["<tool_call> a"] * 10), max_turns=3, max_turn_tokens=16,
                         max_completion_length=40)
-    (ep,) = eng.run([EpisodeSpec("slow/x", 0, "hermes")])
-    assert ep.truncated and ep.valid and ep.total is not None
+    (ep,) = eng.run([EpisodeSpec("multi_turn_base_0", 0, "hermes")])
+    assert ep.budget_exhausted and ep.truncated and not ep.terminated
+    assert ep.valid and ep.total is not None
+    assert ep.penalties.get("format_error", 0.0) < 0  # the unterminated <tool_call> the policy wrote was judged
     assert len(ep.completion_ids) <= 40
 
 
-def test_invalid_score_is_none_not_zero(tokenizer):
-    fc = FakeClient()
-    eng = RolloutEngine(fc, tokenizer, ScriptedGen(tokenizer, ["x", "y"]), max_turns=1, max_turn_tokens=8, max_completion_length=8)
-    bad, good = eng.run([EpisodeSpec("invalid/x", 0), EpisodeSpec("single/y", 0)])
+def test_invalid_score_is_none_not_zero(client, tokenizer, unscorable_task):
+    eng = RolloutEngine(client, tokenizer, ScriptedGen(tokenizer, ["x", "y"]), max_turns=1, max_turn_tokens=8, max_completion_length=8)
+    bad, good = eng.run([EpisodeSpec(unscorable_task, 0), EpisodeSpec("simple_python_0", 0)])
+    assert bad.terminated and not bad.valid and bad.total == 0.0  # the server said 0 but flagged it invalid
     assert bad.reward is None and good.reward is not None
     m = episode_metrics([bad, good])
     assert m["reward/valid_fraction"] == 0.5
     assert m["reward/total"] == pytest.approx(good.total)
 
 
-def test_failed_reset_is_dropped(tokenizer):
-    class Broken(FakeClient):
-        def reset(self, *a, **k):
-            raise RuntimeError("boom")
-
-    eng = RolloutEngine(Broken(), tokenizer, ScriptedGen(tokenizer, []), max_turns=1)
-    (ep,) = eng.run([EpisodeSpec("single/a", 0)])
-    assert ep.error and ep.reward is None
+def test_failed_reset_is_dropped(client, tokenizer):
+    eng = RolloutEngine(client, tokenizer, ScriptedGen(tokenizer, []), max_turns=1)
+    (ep,) = eng.run([EpisodeSpec("no_such_task", 0)])
+    assert ep.error and ep.error.startswith("reset failed") and "no_such_task" in ep.error
+    assert ep.reward is None and ep.session_id is None
 
 
 def test_episode_metrics_are_weighted():
