@@ -98,57 +98,39 @@ def test_openai_compatible_endpoint(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "o" / "meta.json").read_text())["summary"]["overall"] == summary["overall"]
 
 
-class _FakeScore:
-    def __init__(self, total):
-        self.total, self.components, self.penalties, self.valid, self.feedback = total, {"task_completion": total}, {}, True, "fb"
-
-
-class _FakeClient:
-    """Duck-typed ToolgymClient: the runner only uses list_tasks/reset/step/close_session."""
-
-    def __init__(self):
-        self.closed = []
-
-    def list_tasks(self, categories=None, kinds=None, limit=0):
-        from types import SimpleNamespace
-
-        ts = [SimpleNamespace(id=f"t{i}", category="simple_python" if i < 2 else "multi_turn_base",
-                              kind="ast" if i < 2 else "multi_turn") for i in range(3)]
-        return ts[:limit] if limit else ts
-
-    def reset(self, task_id, template=None, max_steps=None):
-        from types import SimpleNamespace
-
-        return SimpleNamespace(session_id="s-" + task_id, observation="obs",
-                               info={"system_prompt": "tools...", "user_prompt": "do " + task_id, "template": template or "hermes"})
-
-    def step(self, session_id, action, step_index=None):
-        from types import SimpleNamespace
-
-        done = session_id.endswith(("t0", "t1")) or step_index >= 1
-        return SimpleNamespace(observation="result", reward=0.0, terminated=done, truncated=False, info={},
-                               score=_FakeScore(0.5 if done else 0.0) if done else None)
-
-    def close_session(self, session_id):
-        self.closed.append(session_id)
-        return True
-
-    def close(self):
-        pass
-
-
 def test_bfcl_suite_through_client(tmp_path):
+    """A BFCL-style run against a real server and client: two single-turn tasks the scripted
+    model answers right, one stateful multi-turn task it cannot (truncated after 2 steps)."""
+    from toolgym.env.client import ToolgymClient
+    from toolgym.env.server.app import ServerConfig, start_server
+    from toolgym.env.tasks.jsonl import dump_jsonl, task_from_dict
+    from toolgym.env.tasks.suite import load_suite
+
+    tool = {"name": "f", "description": "f", "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}}
+    simple = [task_from_dict({"id": f"t{i}", "kind": "ast", "category": "simple_python", "turns": "call f with x=1",
+                              "tools": [tool], "ground_truth": [{"f": {"x": [1]}}]}) for i in range(2)]
+    suite_file = tmp_path / "suite.jsonl"
+    dump_jsonl([*simple, load_suite("bfcl").get("multi_turn_base_0")], suite_file)
+
     class Gen(Generator):
         def generate(self, batch):
             return ['<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>'] * len(batch)
 
-    client = _FakeClient()
-    cfg = RunConfig(model="unused", suite="bfcl", out=str(tmp_path / "b"), progress=False, templates=("hermes",))
-    summary = run_eval(cfg, generator=Gen(), client=client)
-    assert summary["n"] == 3 and summary["mean_total"] == pytest.approx(0.5)
+    srv = start_server(ServerConfig(port=0, suite=str(suite_file)))
+    try:
+        with ToolgymClient(srv.address, timeout=60) as client:
+            cfg = RunConfig(model="unused", suite="bfcl", out=str(tmp_path / "b"), progress=False, templates=("hermes",), max_steps=2)
+            summary = run_eval(cfg, generator=Gen(), client=client)
+            assert client.health() == "SERVING"  # the runner leaves a caller's client open
+    finally:
+        srv.stop(grace=1.0)
+    assert summary["n"] == 3 and summary["valid_rate"] == 1.0
     data = json.loads((tmp_path / "b" / "scores.json").read_text())
     assert set(data["summary"]["per_category"]) == {"simple_python", "multi_turn_base"}
-    assert len(client.closed) == 3
+    by_id = {r["id"]: r for r in data["items"]}
+    assert by_id["t0"]["components"]["task_completion"] == 1.0 and by_id["t1"]["total"] == pytest.approx(1.0)
+    assert by_id["multi_turn_base_0"]["components"]["task_completion"] == 0.0
+    assert summary["mean_total"] == pytest.approx(sum(r["total"] for r in by_id.values()) / 3)
     assert "Reward per category" in (tmp_path / "b" / "report.html").read_text()
 
 
