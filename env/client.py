@@ -152,7 +152,7 @@ class ToolgymClient:
     timeout: float = 30.0
     options: Sequence[tuple[str, Any]] = field(default=(("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)))
     credentials: grpc.ChannelCredentials | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never printed with the client
     tls: bool = False
     tls_ca: str | None = None
     tls_cert: str | None = None

@@ -181,6 +181,9 @@ def _grpc_options(cfg: ServerConfig) -> list[tuple[str, Any]]:
         # connections are closed and their streams cancelled instead of holding threads forever.
         ("grpc.keepalive_time_ms", int(cfg.keepalive_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+        # gRPC >= 1.5x closes a transport whose ping goes unanswered after http2.ping_timeout_ms
+        # (keepalive_timeout_ms alone no longer does; measured here: a SIGSTOPped peer stayed up).
+        ("grpc.http2.ping_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),

@@ -77,10 +77,10 @@ def records(draw, corpus, kagent):
         mp = {draw(st.sampled_from(TEMPLATE_NAMES + ["Nope"])): draw(_values(corpus))}
     item_json = json.dumps(item, ensure_ascii=False)
     pred_json = json.dumps(mp, ensure_ascii=False)
-    if draw(st.integers(0, 9)) == 0:  # not JSON at all, or not an object
-        item_json = draw(st.sampled_from(corpus.texts + ["[1, 2]", '{"no_id": 1}', "[" * 3000]))
+    if draw(st.integers(0, 9)) == 0:  # not JSON at all, or not an object (too-deep JSON: see the xfail below)
+        item_json = draw(st.sampled_from(corpus.texts + ["[1, 2]", '{"no_id": 1}', "[" * 500]))
     if draw(st.integers(0, 9)) == 0:
-        pred_json = draw(st.sampled_from(corpus.texts + ["{", "[" * 3000]))
+        pred_json = draw(st.sampled_from(corpus.texts + ["{", "[" * 500]))
     return eval_pb2.KAgentRecord(item_json=item_json, model_predict_json=pred_json, has_prediction=draw(st.booleans()))
 
 
@@ -230,3 +230,15 @@ def test_eval_wrong_typed_lists_are_invalid_argument(channel, kagent):
         with pytest.raises(grpc.RpcError) as e:
             stub.Evaluate(eval_pb2.EvaluateRequest(records=[rec]), timeout=30)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in e.value.details(), (iid, e.value.code(), e.value.details())
+
+
+@pytest.mark.xfail(strict=True, reason="bug in evals/service.py _decode: it catches json.JSONDecodeError only, so item_json or "
+                   "model_predict_json nested deeper than Python's recursion limit raises RecursionError: INTERNAL instead of "
+                   "INVALID_ARGUMENT")
+@pytest.mark.parametrize("field", ["item_json", "model_predict_json"])
+def test_eval_too_deep_json_is_invalid_argument(channel, field):
+    rec = eval_pb2.KAgentRecord(item_json='{"id": "x", "type": "profile"}', model_predict_json='"p"', has_prediction=True)
+    setattr(rec, field, "[" * 100_000)
+    with pytest.raises(grpc.RpcError) as e:
+        eval_pb2_grpc.EvalServiceStub(channel).Evaluate(eval_pb2.EvaluateRequest(records=[rec]), timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in e.value.details(), e.value.details()

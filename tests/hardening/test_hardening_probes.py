@@ -13,8 +13,8 @@ the details wrong:
 
 **Probes** (each a test, per task kind): call every offered tool; repeat one call many times;
 answer without calling any tool; flood the output (a huge action of numbers, call-like text and
-fake reward strings); give up at once. A probe's mean total over the sampled tasks must not exceed
-the weak policy's, and no single task may score above the weak policy on it by more than 0.05.
+fake reward strings); give up at once. On every sampled task a probe's total must not exceed the
+weak policy's total on that task (and so neither may its mean).
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def flood(task):
     def act(info, turn, k):
         names = [t["name"] for t in info["tools"]]
         noise = FAKE * 200 + " ".join(f"{n}()" for n in names) * 20
-        if task.kind == "final_answer":
-            return "Final Answer: " + numbers + " " + noise
+        if task.kind == "final_answer":  # one honest-looking call, then an answer that lists every number
+            return tc("python", {"code": "print(2 + 2)"}) if k == 0 else "Final Answer: " + numbers + " " + noise
         return noise + numbers[:200_000]
     return act
 
@@ -162,8 +162,8 @@ PROBES = {"call_every_tool": every_tool, "repeat_calls": repeat_calls, "answer_w
           "flood_output": flood, "give_up_at_once": give_up}
 KNOWN_HOLES = {("flood_output", "final_answer"): (
     "bug in env/reward/components.py check_answer: mode 'numeric' accepts an answer if ANY number in it is within "
-    "tolerance, so a final answer listing every integer 0..120000 passes 9 of the 16 toolgym_python tasks "
-    "(e.g. toolgym_python_2, expected 1229) and scores 0.65 against the weak policy's 0.6")}
+    "tolerance, so one python call followed by a final answer listing every integer 0..120000 passes 9 of the 16 "
+    "toolgym_python tasks (e.g. toolgym_python_2, expected 1229) and scores 1.0 against the weak policy's 0.6")}
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_probe_scores_no_better_than_honest_weak_policy(client, suite, weak_scor
     got = {t: play(client, t, PROBES[probe](suite.get(t))) for t in KINDS[kind]}
     worst = max(got, key=lambda t: got[t] - weak[t])
     assert mean(got.values()) <= mean(weak.values()) + 1e-9, (probe, kind, got, weak)
-    assert got[worst] <= weak[worst] + 0.05, (probe, kind, worst, got[worst], weak[worst])
+    assert got[worst] <= weak[worst] + 1e-9, (probe, kind, worst, got[worst], weak[worst])
 
 
 def test_weak_policy_is_a_real_baseline(weak_scores):

@@ -7,7 +7,6 @@ limit tests, which start an in-process server for direct access to its counters)
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -61,6 +60,7 @@ def test_token_auth_with_a_real_client(auth_server):
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and "not accepted" in e.value.details()
         assert ALICE not in e.value.details()  # the server never echoes a credential
         assert alice.score("x", task_id="simple_python_0").valid
+        assert ALICE not in repr(alice)  # a logged client object does not print its token
         # Health checking stays open (probes and load balancers carry no secret).
         assert anon.health() == "SERVING"
     # Raw channel with a malformed header value: still UNAUTHENTICATED, server keeps serving.
