@@ -99,14 +99,23 @@ def _iter_json_records(src) -> Iterable[dict]:
     yield from src
 
 
+_LIST_FIELDS = ("golden_result_list", "funcs")
+
+
+def validate_item(rec: Any) -> dict:
+    """Check the fields the scorer iterates have the right shape; ValueError says which is wrong."""
+    if not isinstance(rec, dict) or "id" not in rec:
+        raise ValueError(f"not a KAgentBench item (needs an 'id'): {str(rec)[:200]}")
+    for key in _LIST_FIELDS:
+        value = rec.get(key)
+        if value is not None and not isinstance(value, list):
+            raise ValueError(f"item {str(rec['id'])[:80]!r}: {key!r} must be a list (KAgentBench schema), got {type(value).__name__}")
+    return rec
+
+
 def load_items(src) -> list[dict]:
     """Items from a JSONL/JSON-array file or an iterable of dicts (kept as dicts, key order kept)."""
-    items = []
-    for rec in _iter_json_records(src):
-        if not isinstance(rec, dict) or "id" not in rec:
-            raise ValueError(f"not a KAgentBench item (needs an 'id'): {str(rec)[:200]}")
-        items.append(rec)
-    return items
+    return [validate_item(rec) for rec in _iter_json_records(src)]
 
 
 def load_predictions(src) -> dict[str, Any]:

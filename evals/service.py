@@ -43,14 +43,21 @@ def _decode(rec: eval_pb2.KAgentRecord) -> tuple[dict, object]:
         item = json.loads(rec.item_json)
     except json.JSONDecodeError as e:
         raise ValueError(f"item_json is not JSON: {e}") from e
+    except RecursionError:
+        raise ValueError("item_json is nested too deeply to decode; send a KAgentBench item object") from None
     if not isinstance(item, dict) or "id" not in item:
         raise ValueError("item_json must be an object with an 'id'")
+    from toolgym.evals.kagentbench import validate_item
+
+    validate_item(item)
     mp = _MISSING
     if rec.has_prediction:
         try:
             mp = json.loads(rec.model_predict_json) if rec.model_predict_json else ""
         except json.JSONDecodeError as e:
             raise ValueError(f"model_predict_json of item {item['id']!r} is not JSON: {e}") from e
+        except RecursionError:
+            raise ValueError(f"model_predict_json of item {item['id']!r} is nested too deeply to decode") from None
     return item, mp
 
 

@@ -36,17 +36,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _read_jsonl(path: str, what: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")  # bytes: a line that is not UTF-8 is reported with its number
     except OSError as e:
         raise InputError(f"cannot read {what} file {path!r}: {e.strerror}") from None
     with fh:
-        for n, line in enumerate(fh, 1):
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{n}: not UTF-8 ({e.reason} at byte {e.start}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError as e:
                 raise InputError(f"{path}:{n}: not valid JSON ({e}); each line must be one JSON object") from None
+            except RecursionError:
+                raise InputError(f"{path}:{n}: JSON nested too deeply to decode; each line must be one JSON object") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
             yield n, obj
@@ -100,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     for n, o in _read_jsonl(args.outputs, "outputs"):
         if "id" not in o or "output" not in o:
             raise InputError(f"{args.outputs}:{n}: each line needs 'id' (a task id) and 'output' (the raw model text)")
+        if not isinstance(o["id"], str):
+            raise InputError(f"{args.outputs}:{n}: 'id' must be a string task id, got {type(o['id']).__name__}")
         if o["id"] not in tasks:
             raise InputError(f"{args.outputs}:{n}: unknown task id {o['id']!r} (not in {args.tasks})")
         if not isinstance(o["output"], str):

@@ -67,6 +67,8 @@ def _json_object(text: str, what: str, example: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); expected a JSON object such as {example}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to decode; expected a JSON object such as {example}") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}; e.g. {example}")
     return value

@@ -61,6 +61,9 @@ def optimal_calls(task: Task, names: list[str] | None = _UNSET) -> int:
 # ---------------------------------------------------------------- task completion
 
 
+MAX_NUMBERS_IN_ANSWER = 5
+
+
 def check_answer(check: AnswerCheck, answer: str | None) -> bool:
     """A final-answer task's own check."""
     if answer is None:
@@ -75,7 +78,12 @@ def check_answer(check: AnswerCheck, answer: str | None) -> bool:
         if check.mode == "regex" and re.search(str(exp), answer) is not None:
             return True
         if check.mode == "numeric":
-            for tok in re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", answer.replace(",", "")):
+            numbers = re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", answer.replace(",", ""))
+            # An answer names its number, perhaps beside a few from the question; one that lists
+            # many numbers is a flood hoping one of them hits, and is not an answer.
+            if len(numbers) > MAX_NUMBERS_IN_ANSWER:
+                return False
+            for tok in numbers:
                 try:
                     if abs(float(tok) - float(exp)) <= check.tolerance:
                         return True

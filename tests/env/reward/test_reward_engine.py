@@ -147,6 +147,13 @@ def test_final_answer_checks():
     assert not C.check_answer(AnswerCheck("contains", ("x",)), None)
 
 
+def test_numeric_answer_flood_is_rejected():
+    # Listing every integer hoping one hits is not an answer (a reward-hacking probe found this).
+    check = AnswerCheck("numeric", ("1229",))
+    assert C.check_answer(check, "There are 1229 primes below 10000.")
+    assert not C.check_answer(check, " ".join(str(i) for i in range(2000)))
+
+
 def test_call_with_final_answer_hurts_timing():
     p = ParsedAction("react", calls=(ToolCall("get_weather", {"city": "Paris"}),), final_answer="done")
     tq, note = C.timing_quality(ast_task(), traj(p))
