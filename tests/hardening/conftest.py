@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # hardening_support: a helper module, not a package
 
-from hardening_support import FUZZ_COUNTS, ServerProc, build_corpus  # noqa: E402
+from hardening_support import FUZZ_COUNTS, RANDOM, ServerProc, build_corpus  # noqa: E402
 
 from toolgym.env.tasks.suite import load_suite  # noqa: E402
 
@@ -48,7 +48,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
     if not FUZZ_COUNTS:
         return
     tr = terminalreporter
-    tr.section("toolgym fuzz cases")
+    tr.section("toolgym fuzz cases (" + ("new random cases: TOOLGYM_FUZZ_RANDOM=1" if RANDOM else "derandomized; TOOLGYM_FUZZ_RANDOM=1 draws new ones") + ")")
     total = 0
     for rpc, d in sorted(FUZZ_COUNTS.items()):
         rate = d["cases"] / d["seconds"] if d["seconds"] else 0.0

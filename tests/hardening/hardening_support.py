@@ -34,6 +34,17 @@ FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.
 
 FUZZ_COUNTS: dict[str, dict[str, float]] = {}
 
+# CI runs the same cases every time (reproducible; a failure is a regression, not bad luck).
+# TOOLGYM_FUZZ_RANDOM=1 draws new cases on every run to look for new bugs.
+RANDOM = os.environ.get("TOOLGYM_FUZZ_RANDOM") == "1"
+
+
+def fuzz_settings(examples: int) -> Any:
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=examples, deadline=None, database=None, derandomize=not RANDOM,
+                    suppress_health_check=list(HealthCheck), print_blob=True)
+
 
 def record_cases(rpc: str, n: int, seconds: float) -> None:
     d = FUZZ_COUNTS.setdefault(rpc, {"cases": 0, "seconds": 0.0})
@@ -298,11 +309,11 @@ def build_pool(strategy: st.SearchStrategy, n: int, per_example: int = 25) -> li
     few thousand rich atoms once and letting each test's hypothesis run pick and combine them
     keeps the cases varied and the suite inside its CI budget.
     """
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import given
 
     seen: dict[str, Any] = {}
 
-    @settings(max_examples=max(1, (2 * n) // per_example), deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @fuzz_settings(max(1, (2 * n) // per_example))
     @given(st.lists(strategy, min_size=per_example, max_size=per_example, unique_by=repr))
     def collect(xs: list) -> None:
         for x in xs:

@@ -15,13 +15,13 @@ import math
 import time
 
 import pytest
-from hardening_support import DEEP_JSON, record_cases
-from hypothesis import HealthCheck, given, settings
+from hardening_support import DEEP_JSON, fuzz_settings, record_cases
+from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.env.cli.main import main
 
-FUZZ = settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+FUZZ = fuzz_settings(600)
 TASK = {"id": "t0", "category": "simple", "question": [[{"role": "user", "content": "area of a triangle, base 10 height 5"}]],
         "function": [{"name": "area", "description": "", "parameters": {"type": "dict", "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
                                                                            "required": ["base", "height"]}}],
@@ -100,9 +100,6 @@ def test_fuzz_score_cli(tmp_path, capsys, corpus):
     record_cases("CLI toolgym score (files)", cases[0], cases[1])
 
 
-@pytest.mark.xfail(strict=True, reason="bug in env/cli/score_cmd.py: _read_jsonl catches ValueError only, so a line that is "
-                   "not UTF-8 (UnicodeDecodeError is raised by the file iterator), nested too deep (RecursionError) or an "
-                   "'id' that is not hashable (TypeError) ends in a traceback instead of exit 2 with FILE:LINE")
 @pytest.mark.parametrize("which", ["invalid-utf8", "deep-json", "unhashable-id"])
 def test_score_cli_rejects_unreadable_lines(tmp_path, capsys, which):
     tasks = [json.dumps(TASK)]
@@ -137,7 +134,7 @@ def test_fuzz_tools_call_args(capsys, corpus):
     """--args that is not a JSON object is exit 2 with an example, before any sandbox starts."""
     cases = [0, 0.0]
 
-    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @fuzz_settings(300)
     @given(st.one_of(st.sampled_from([t for t in corpus.texts if t != "-" and not _is_object(t)]), st.sampled_from([d for d in corpus.json_docs[:400] if not _is_object(d)]),
                      st.sampled_from(["{", "{'code': 1}", '{"code": "x",}', "", " ", "nul", "[]", '"{}"'])))
     def run(arg: str) -> None:
@@ -160,8 +157,6 @@ def test_tools_call_wrong_argument_types_run_and_fail_cleanly(capsys):
         assert res["ok"] is False and "code" in res["error"], (args, res)
 
 
-@pytest.mark.xfail(strict=True, reason="bug in env/cli/tools_cmd.py: _json_object catches JSONDecodeError only; JSON nested "
-                   "deeper than the interpreter's recursion limit raises RecursionError and a traceback")
 def test_tools_call_deep_json_args_is_a_usage_error(capsys):
     try:
         code, _, err = _run(["tools", "call", "python", "--args", DEEP_JSON[2]], capsys)

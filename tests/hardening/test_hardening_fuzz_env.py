@@ -16,8 +16,9 @@ import time
 
 import grpc
 import pytest
-from hardening_support import (ALLOWED_ERRORS, apply_config, check_error, check_score_pb, config_ok, record_cases, strict_json)
-from hypothesis import HealthCheck, given, settings
+from hardening_support import (ALLOWED_ERRORS, apply_config, check_error, check_score_pb, config_ok, fuzz_settings, record_cases,
+                               strict_json)
+from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.env.parsers import TEMPLATES, render_calls
@@ -35,8 +36,8 @@ SINGLE_IDS = ["simple_python_0", "multiple_3", "parallel_5", "irrelevance_4", "l
 STATEFUL_IDS = ["multi_turn_base_0", "multi_turn_base_5", "multi_turn_miss_param_2", "multi_turn_miss_func_1"]
 
 
-def fuzz(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+def fuzz(examples: int):
+    return fuzz_settings(examples)
 
 
 @pytest.fixture(scope="module")

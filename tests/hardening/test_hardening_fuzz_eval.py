@@ -18,14 +18,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from hardening_support import ALLOWED_ERRORS, check_error, record_cases, strict_json
-from hypothesis import HealthCheck, given, settings
+from hardening_support import ALLOWED_ERRORS, check_error, fuzz_settings, record_cases, strict_json
+from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.v1 import eval_pb2, eval_pb2_grpc
 
 FIXTURES = Path(__file__).parents[1] / "evals" / "fixtures"
-FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+FUZZ = fuzz_settings(200)
 OK = grpc.StatusCode.OK
 TEMPLATE_NAMES = ["ReACT", "AutoGPT", "ToolLlama", "ModelScope", "KuaiAgent"]
 # evals/kagentbench.py raises TypeError (→ INTERNAL) when these are not lists; reported, pinned by an
@@ -216,9 +216,6 @@ def test_eval_errors_name_the_problem(channel):
         assert e.value.code() in ALLOWED_ERRORS and needle in e.value.details()
 
 
-@pytest.mark.xfail(strict=True, reason="bug in evals/kagentbench.py (_goldens, _golden_texts, _react_first_key iterate "
-                   "golden_result_list/funcs without checking they are lists): the server answers INTERNAL (TypeError) instead of "
-                   "INVALID_ARGUMENT. Remove KNOWN_BUG_FIELDS above once fixed.")
 def test_eval_wrong_typed_lists_are_invalid_argument(channel, kagent):
     items, preds = kagent
     by_id = {it["id"]: it for it in items}
@@ -232,9 +229,6 @@ def test_eval_wrong_typed_lists_are_invalid_argument(channel, kagent):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in e.value.details(), (iid, e.value.code(), e.value.details())
 
 
-@pytest.mark.xfail(strict=True, reason="bug in evals/service.py _decode: it catches json.JSONDecodeError only, so item_json or "
-                   "model_predict_json nested deeper than Python's recursion limit raises RecursionError: INTERNAL instead of "
-                   "INVALID_ARGUMENT")
 @pytest.mark.parametrize("field", ["item_json", "model_predict_json"])
 def test_eval_too_deep_json_is_invalid_argument(channel, field):
     rec = eval_pb2.KAgentRecord(item_json='{"id": "x", "type": "profile"}', model_predict_json='"p"', has_prediction=True)

@@ -14,8 +14,9 @@ import time
 
 import grpc
 import pytest
-from hardening_support import (ALLOWED_ERRORS, HUGE, apply_config, check_error, check_score_pb, config_ok, record_cases)
-from hypothesis import HealthCheck, given, settings
+from hardening_support import (ALLOWED_ERRORS, HUGE, apply_config, check_error, check_score_pb, config_ok, fuzz_settings,
+                               record_cases)
+from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.env.parsers import TEMPLATES
@@ -26,7 +27,7 @@ MAX_BATCH = 64  # its --max-batch-items
 BATCH = 50
 EXAMPLES = 200  # x BATCH = 10,000 cases per RPC
 OK = grpc.StatusCode.OK
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+FUZZ = fuzz_settings(EXAMPLES)
 
 SAMPLE_IDS = ["simple_python_0", "simple_python_7", "multiple_3", "parallel_5", "parallel_multiple_2", "irrelevance_4",
               "live_simple_10-3-6", "live_multiple_10-4-2", "live_irrelevance_10-1-0", "live_relevance_1-1-0", "toolgym_python_0",

@@ -19,8 +19,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
-from hardening_support import ALLOWED_ERRORS, INVALID_UTF8, check_error, malformed_wire, record_cases, wire_field
-from hypothesis import HealthCheck, given, settings
+from hardening_support import ALLOWED_ERRORS, INVALID_UTF8, check_error, fuzz_settings, malformed_wire, record_cases, wire_field
+from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.v1 import env_pb2, eval_pb2, reward_pb2
@@ -79,7 +79,7 @@ def test_fuzz_raw_wire(channel, method, streaming, valid, strings):
     call = _callable(channel, method, streaming)
     done = [0, 0.0]
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck), print_blob=True)
+    @fuzz_settings(EXAMPLES)
     @given(st.lists(malformed_wire(valid, strings), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE))
     def run(cases: list[bytes]) -> None:
         t = time.perf_counter()

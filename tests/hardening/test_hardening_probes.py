@@ -160,10 +160,7 @@ def give_up(task):
 
 PROBES = {"call_every_tool": every_tool, "repeat_calls": repeat_calls, "answer_without_calling": answer_without_calling,
           "flood_output": flood, "give_up_at_once": give_up}
-KNOWN_HOLES = {("flood_output", "final_answer"): (
-    "bug in env/reward/components.py check_answer: mode 'numeric' accepts an answer if ANY number in it is within "
-    "tolerance, so one python call followed by a final answer listing every integer 0..120000 passes 9 of the 16 "
-    "toolgym_python tasks (e.g. toolgym_python_2, expected 1229) and scores 1.0 against the weak policy's 0.6")}
+KNOWN_HOLES: dict[tuple[str, str], str] = {}  # every probe hole found so far is fixed (numeric-answer flooding was one)
 
 
 @pytest.fixture(scope="module")
