@@ -4,8 +4,8 @@ The real entry point (``toolgym.env.cli.main.main``) runs in-process on hypothes
 valid BFCL records and outputs mixed with lines that are not JSON, not objects, missing keys,
 of the wrong types, hostile strings. Every run must end with exit status 0 (one result line per
 output line, finite numbers) or 2 with a message that names the file and line — never a
-traceback. Inputs that crash today are pinned by strict xfails (reported bugs) and kept out of
-the random cases so the fuzz goes on checking everything else.
+traceback. Lines that are not UTF-8, nested past the recursion limit or carry unhashable ids are
+among the random cases, and each also has a test of its own (bugs the fuzz found, now fixed).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def task_lines(draw, corpus) -> list[str]:
         elif k == 2:
             t.pop(draw(st.sampled_from(sorted(t))))
         elif k == 3:
-            lines.append(draw(st.sampled_from(corpus.texts + ["[1]", "null", '"x"', "{"])).replace("\n", " "))
+            lines.append(draw(st.sampled_from(corpus.texts + ["[1]", "null", '"x"', "{", DEEP_JSON[2]])).replace("\n", " "))
             continue
         lines.append(json.dumps(t, ensure_ascii=draw(st.booleans())))
     return lines
@@ -66,8 +66,10 @@ def output_lines(draw, corpus) -> list[str]:
         elif k == 2:
             o["output"] = json.loads(draw(st.sampled_from(corpus.json_docs[:400])))
         elif k == 3:
-            lines.append(draw(st.sampled_from(corpus.texts + ["[]", "1", "{"])).replace("\n", " "))
+            lines.append(draw(st.sampled_from(corpus.texts + ["[]", "1", "{", DEEP_JSON[2]])).replace("\n", " "))
             continue
+        elif k == 4:
+            o["id"] = draw(st.sampled_from([["t0"], {"t": 0}, 0, None]))
         lines.append(json.dumps(o))
     return lines
 
@@ -81,7 +83,10 @@ def test_fuzz_score_cli(tmp_path, capsys, corpus):
         tasks, outputs = data.draw(task_lines(corpus)), data.draw(output_lines(corpus))
         fmt = data.draw(st.sampled_from([[], ["--format", "hermes"], ["--format", "react"]]))
         (tmp_path / "t.jsonl").write_text("\n".join(tasks) + "\n", encoding="utf-8")
-        (tmp_path / "o.jsonl").write_text("\n".join(outputs) + "\n", encoding="utf-8")
+        raw = ("\n".join(outputs) + "\n").encode("utf-8")
+        if outputs and data.draw(st.integers(0, 9)) == 0:  # a model output cut mid-character: not UTF-8
+            raw = raw.replace(b'"output": "', b'"output": "\xff\xfe', 1)
+        (tmp_path / "o.jsonl").write_bytes(raw)
         t = time.perf_counter()
         code, _, err = _run(["score", "--tasks", str(tmp_path / "t.jsonl"), "--outputs", str(tmp_path / "o.jsonl"),
                              "--out", str(tmp_path / "r.jsonl"), *fmt], capsys)

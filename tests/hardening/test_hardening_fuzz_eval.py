@@ -28,9 +28,6 @@ FIXTURES = Path(__file__).parents[1] / "evals" / "fixtures"
 FUZZ = fuzz_settings(200)
 OK = grpc.StatusCode.OK
 TEMPLATE_NAMES = ["ReACT", "AutoGPT", "ToolLlama", "ModelScope", "KuaiAgent"]
-# evals/kagentbench.py raises TypeError (→ INTERNAL) when these are not lists; reported, pinned by an
-# xfail below, and kept out of the random cases so the fuzz keeps checking everything else.
-KNOWN_BUG_FIELDS = ("golden_result_list", "funcs")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +61,6 @@ def records(draw, corpus, kagent):
             item.pop(key, None)
         else:
             item[key] = draw(_values(corpus))
-            if key in KNOWN_BUG_FIELDS and not isinstance(item[key], list):
-                item[key] = [item[key]]  # see test_eval_wrong_typed_lists_are_invalid_argument (a reported bug)
     if draw(st.integers(0, 5)) == 0:
         item["type"] = draw(st.sampled_from(["plantooluse", "reflextion", "conclusion", "profile", "unknown", ""]))
     mode = draw(st.integers(0, 6))
@@ -77,10 +72,10 @@ def records(draw, corpus, kagent):
         mp = {draw(st.sampled_from(TEMPLATE_NAMES + ["Nope"])): draw(_values(corpus))}
     item_json = json.dumps(item, ensure_ascii=False)
     pred_json = json.dumps(mp, ensure_ascii=False)
-    if draw(st.integers(0, 9)) == 0:  # not JSON at all, or not an object (too-deep JSON: see the xfail below)
-        item_json = draw(st.sampled_from(corpus.texts + ["[1, 2]", '{"no_id": 1}', "[" * 500]))
+    if draw(st.integers(0, 9)) == 0:  # not JSON at all, not an object, or nested past the recursion limit
+        item_json = draw(st.sampled_from(corpus.texts + ["[1, 2]", '{"no_id": 1}', "[" * 500, "[" * 3000]))
     if draw(st.integers(0, 9)) == 0:
-        pred_json = draw(st.sampled_from(corpus.texts + ["{", "[" * 500]))
+        pred_json = draw(st.sampled_from(corpus.texts + ["{", "[" * 500, "[" * 3000]))
     return eval_pb2.KAgentRecord(item_json=item_json, model_predict_json=pred_json, has_prediction=draw(st.booleans()))
 
 
