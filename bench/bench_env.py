@@ -13,16 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import grpc
 
+from toolgym.env.procinfo import descendants, process_stats
 from toolgym.v1 import env_pb2, env_pb2_grpc
 
 SCENARIOS = {
@@ -38,24 +36,7 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
+    return process_stats(pid)["rss_kib"]
 
 
 def pct(xs: list[float], q: float) -> float:

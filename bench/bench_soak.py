@@ -39,6 +39,7 @@ from pathlib import Path
 
 import grpc
 
+from toolgym.env.procinfo import process_stats
 from toolgym.v1 import env_pb2, env_pb2_grpc
 
 HERMES_CALL = '<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
@@ -52,16 +53,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def proc_stats(pid: int) -> dict:
-    rss = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return {"rss_kib": 0, "open_fds": 0}
-    return {"rss_kib": rss, "open_fds": fds}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -188,7 +179,7 @@ def chaos(addr: str, server_pid: int, stats_file: Path, faults: bool, stop: thre
 
 def sampler(pid: int, stats_file: Path, stop: threading.Event, series: list[dict], t0: float) -> None:
     while not stop.wait(5):
-        s = {"t": round(time.monotonic() - t0, 1), **proc_stats(pid)}
+        s = {"t": round(time.monotonic() - t0, 1), **process_stats(pid)}
         try:
             st = json.loads(stats_file.read_text())
             s.update(sessions_open=st.get("sessions_open"), workers_alive=st["sandbox"].get("workers_alive"),
@@ -235,11 +226,11 @@ def main() -> int:
         asyncio.run(load.run(args.sessions, args.minutes * 60))
         wall = time.monotonic() - t0
         stop.set()
-        load_end = proc_stats(server.pid)
+        load_end = process_stats(server.pid)
         # Every live session was closed by its worker; the orphans of killed clients must expire.
         time.sleep(args.ttl + 12)
         final = json.loads(stats_file.read_text())
-        end = proc_stats(server.pid)
+        end = process_stats(server.pid)
         report = summarize(args, load, series, counts, wall, load_end, end, final)
         print(json.dumps({k: v for k, v in report.items() if k != "series"}, indent=1))
         if args.json:

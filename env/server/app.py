@@ -30,6 +30,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from toolgym.env import procinfo
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.server import security
 from toolgym.env.server.reward_service import RewardServicer
@@ -80,17 +81,7 @@ class ServerConfig:
 
 def process_stats() -> dict[str, Any]:
     """RSS, open descriptors and threads of this process (from /proc; zeros where unavailable)."""
-    rss = 0
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                    break
-        fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        fds = 0
-    return {"rss_kib": rss, "open_fds": fds, "threads": threading.active_count()}
+    return {**procinfo.process_stats(), "threads": threading.active_count()}
 
 
 class RunningServer:

@@ -157,20 +157,6 @@ class ServerProc:
         return self.proc.returncode
 
 
-def descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
-
-
 # ---------------------------------------------------------------------------- result checks
 def strict_json(text: str) -> Any:
     """json.loads that refuses NaN/Infinity (what a strict client parser does)."""
