@@ -310,6 +310,16 @@ def find_tag_block(text: str, open_tag: str, close_tag: str) -> tuple[int, int, 
     return i, b, (j + len(close_tag) if j >= 0 else -1)
 
 
+def blocks_and_thought(col: Collector, text: str, open_tag: str, close_tag: str, decode) -> None:
+    """Decode every tagged block (see :func:`scan_blocks`); the text between blocks is thought,
+    and a stray ``close_tag`` in it is an ``unexpected_tag`` issue."""
+    for a, z in scan_blocks(col, text, open_tag, close_tag, decode):
+        k = text.find(close_tag, a, z)
+        if k >= 0:
+            col.add("unexpected_tag", f"expected {open_tag} before {close_tag}", k, text[a:z])
+        col.thought(text[a:z])
+
+
 def scan_blocks(col: Collector, text: str, open_tag: str, close_tag: str, decode) -> list[tuple[int, int]]:
     """Find every ``open_tag ... close_tag`` block and call ``decode(col, text, body_start,
     body_end, raw)`` on each; return the (start, end) ranges of the text outside blocks.

@@ -15,7 +15,7 @@ from toolgym.env.parsers._common import (
     GIVE_UP_OPEN,
     Collector,
     build_call,
-    scan_blocks,
+    blocks_and_thought,
     dumps,
     loads,
     strip_fence,
@@ -88,12 +88,7 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
             give_up=give_up,
             issues=col.final_issues(),
         )
-    outside = scan_blocks(col, text, OPEN, CLOSE, _decode_block)
-    for a, z in outside:
-        k = text.find(CLOSE, a, z)
-        if k >= 0:
-            col.add("unexpected_tag", f"expected {OPEN} before {CLOSE}", k, text[a:z])
-        col.thought(text[a:z])
+    blocks_and_thought(col, text, OPEN, CLOSE, _decode_block)
     return ParsedAction(TEMPLATE, calls=tuple(col.calls), thought=col.joined_thought(), give_up=give_up, issues=col.final_issues())
 
 

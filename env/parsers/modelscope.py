@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, build_call, dumps, scan_blocks, loads, strip_fence, type_name
+from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, build_call, dumps, blocks_and_thought, loads, strip_fence, type_name
 from toolgym.env.parsers.hermes import take_give_up, think_prefix
 from toolgym.env.types import ParsedAction, ToolCall, ToolSpec
 
@@ -70,12 +70,7 @@ def parse(text: str, col: Collector | None = None) -> ParsedAction:
         return ParsedAction(
             TEMPLATE, thought=col.joined_thought(), final_answer=None if give_up else text.strip(), give_up=give_up, issues=col.final_issues()
         )
-    outside = scan_blocks(col, text, OPEN, CLOSE, _decode_block)
-    for a, z in outside:
-        k = text.find(CLOSE, a, z)
-        if k >= 0:
-            col.add("unexpected_tag", f"expected {OPEN} before {CLOSE}", k, text[a:z])
-        col.thought(text[a:z])
+    blocks_and_thought(col, text, OPEN, CLOSE, _decode_block)
     return ParsedAction(TEMPLATE, calls=tuple(col.calls), thought=col.joined_thought(), give_up=give_up, issues=col.final_issues())
 
 
