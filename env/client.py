@@ -214,6 +214,17 @@ class ToolgymClient:
         for ch, _ in pinned:
             ch.close()
 
+    @property
+    def channel(self) -> grpc.Channel:
+        """The channel this client opened (TLS, load balancing and options applied): other
+        services' stubs (e.g. ``EvalService``) can share it instead of opening their own."""
+        return self._channel
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The metadata every call must carry (the bearer token, when one is set)."""
+        return self._metadata
+
     def wait_ready(self, timeout: float = 10.0) -> None:
         grpc.channel_ready_future(self._channel).result(timeout=timeout)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import grpc
 
@@ -178,13 +179,24 @@ def add_to_server(server: grpc.Server, servicer: EvalServicer | None = None, **k
 
 
 class EvalClient:
-    """Small client for ``EvalService`` (what the CLI uses with ``--server``)."""
+    """Client for ``EvalService`` (what the CLI uses with ``--server``).
 
-    def __init__(self, address: str, *, timeout: float = 600.0):
-        self.channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)])
+    Connection options are :class:`toolgym.env.client.ToolgymClient`'s — ``token``, ``tls``,
+    ``tls_ca``, ``tls_cert``/``tls_key``, ``tls_server_name``, ``credentials`` — and so are their
+    environment variables (``$TOOLGYM_AUTH_TOKEN``, ``$TOOLGYM_TLS_CA``, ...): a server started with
+    ``--auth-token`` or TLS is reached the same way for evals as for rewards and rollouts.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 600.0, **connection: Any):
+        from toolgym.env.client import ToolgymClient  # one place builds channels: TLS, token, LB
+
+        # Eval batches are large (a whole benchmark in one Evaluate); the server's own cap still applies.
+        options = (("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20))
+        self._client = ToolgymClient(address, timeout=timeout, options=options, **connection)
+        self.channel = self._client.channel
         self.stub = eval_pb2_grpc.EvalServiceStub(self.channel)
         self.timeout = timeout
+        self._metadata = self._client.call_metadata
 
     def evaluate(self, items, predictions, *, strict=False, bleu=True, include_items=False, name="",
                  stream: bool | None = None) -> dict:
@@ -193,17 +205,18 @@ class EvalClient:
         if stream is None:
             stream = len(recs) > 500
         if not stream:
-            res = self.stub.Evaluate(eval_pb2.EvaluateRequest(options=opts, records=recs), timeout=self.timeout)
+            res = self.stub.Evaluate(eval_pb2.EvaluateRequest(options=opts, records=recs), timeout=self.timeout,
+                                    metadata=self._metadata)
         else:
             def gen():
                 yield eval_pb2.EvaluateStreamRequest(options=opts)
                 for r in recs:
                     yield eval_pb2.EvaluateStreamRequest(record=r)
-            res = self.stub.EvaluateStream(gen(), timeout=self.timeout)
+            res = self.stub.EvaluateStream(gen(), timeout=self.timeout, metadata=self._metadata)
         return result_from_pb(res.result)
 
     def close(self) -> None:
-        self.channel.close()
+        self._client.close()
 
     def __enter__(self):
         return self

@@ -6,9 +6,13 @@ limit tests, which start an in-process server for direct access to its counters)
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -271,3 +275,48 @@ def test_stream_cap_keeps_threads_for_unary_calls(limited):
         while limited.guard.snapshot()["streams"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert limited.guard.snapshot()["streams"] == 0
+
+
+# ---------------------------------------------------------------------------- evals behind auth/TLS
+KAGENT_FIXTURES = Path(__file__).resolve().parents[1] / "evals" / "fixtures"
+
+
+def _kagent():
+    from toolgym.evals.kagentbench import load_items, load_predictions
+
+    return load_items(str(KAGENT_FIXTURES / "kagent_items.jsonl")), load_predictions(str(KAGENT_FIXTURES / "kagent_preds.jsonl"))
+
+
+def test_eval_client_carries_the_token(auth_server, monkeypatch):
+    from toolgym.evals.kagentbench import score
+    from toolgym.evals.service import EvalClient
+
+    items, preds = _kagent()
+    want = score(items, preds).overall
+    with EvalClient(auth_server.address, token="", timeout=30) as anon:
+        with pytest.raises(grpc.RpcError) as e:
+            anon.evaluate(items, preds)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with EvalClient(auth_server.address, token=ALICE, timeout=30) as alice:
+        assert alice.evaluate(items, preds)["overall"] == want
+        assert alice.evaluate(items, preds, stream=True)["overall"] == want
+    monkeypatch.setenv("TOOLGYM_AUTH_TOKEN", BOB)  # the CLI's --server path picks the token up from the environment
+    out = subprocess.run([sys.executable, "-m", "toolgym.evals.cli", "kagentbench", "--data", str(KAGENT_FIXTURES / "kagent_items.jsonl"),
+                          "--predictions", str(KAGENT_FIXTURES / "kagent_preds.jsonl"), "--server", auth_server.address, "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["overall"] == pytest.approx(want, abs=1e-9)
+    assert BOB not in out.stdout + out.stderr
+
+
+def test_eval_client_over_tls(tls_server, certs):
+    from toolgym.evals.kagentbench import score
+    from toolgym.evals.service import EvalClient
+
+    items, preds = _kagent()
+    with EvalClient(tls_server.address, tls_ca=certs["ca"], timeout=30) as cl:
+        assert cl.evaluate(items, preds)["overall"] == score(items, preds).overall
+    with EvalClient(tls_server.address, timeout=5) as plain:
+        with pytest.raises(grpc.RpcError) as e:
+            plain.evaluate(items, preds)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
