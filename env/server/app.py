@@ -55,6 +55,7 @@ class ServerConfig:
     max_sessions: int = field(default=4096, metadata={"help": "Concurrent env sessions; Reset beyond it is RESOURCE_EXHAUSTED."})
     session_ttl_s: float = field(default=900.0, metadata={"help": "Idle sessions are closed after this many seconds (0 disables)."})
     max_steps: int = field(default=20, metadata={"help": "Default step limit per episode (truncated beyond)."})
+    max_steps_limit: int = field(default=1000, metadata={"help": "Largest max_steps a Reset may ask for (INVALID_ARGUMENT above): one client cannot hold a session's history and sandbox state without bound."})
     default_template: str = field(default="hermes", metadata={"help": "Template used when a Reset names none."})
     sandbox_workers: int = field(default=0, metadata={"help": "Sandbox worker processes (0 = one per CPU, at least 2)."})
     tool_wall_s: float = field(default=5.0, metadata={"help": "Wall-clock limit of one tool call in seconds (timeout penalty beyond)."})

@@ -71,6 +71,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         )
         if req.max_steps < 0:
             raise invalid(f"max_steps must be >= 0 (0 = server default {self._cfg.max_steps}), got {req.max_steps}")
+        if req.max_steps > self._cfg.max_steps_limit:
+            raise invalid(f"max_steps {req.max_steps} is above this server's limit of {self._cfg.max_steps_limit}; "
+                          f"ask for at most {self._cfg.max_steps_limit} (0 = server default {self._cfg.max_steps}) "
+                          f"or start the server with a larger --max-steps-limit")
         if seed is not None and seed < 0:  # numpy's generators (task/template choice) take non-negative seeds only
             raise invalid(f"seed must be >= 0 (it seeds numpy's default_rng, as in the local env), got {seed}")
         if req.task_id or req.task_json:

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from toolgym.env.parsers import TEMPLATES, render_calls
+from toolgym.env.server.app import ServerConfig
 from toolgym.env.types import ToolCall
 from toolgym.v1 import env_pb2, env_pb2_grpc
 
@@ -96,7 +97,7 @@ def test_fuzz_list_tasks(env, corpus, catalog, data):
 def reset_requests(draw, corpus):
     req = env_pb2.ResetRequest(template=draw(st.one_of(st.just(""), st.sampled_from(TEMPLATES), st.sampled_from(corpus.texts))),
                                randomize_template=draw(st.booleans()),
-                               max_steps=draw(st.one_of(st.just(0), st.integers(-5, 50), st.sampled_from([-(2**31), 2**31 - 1]))))
+                               max_steps=draw(st.one_of(st.just(0), st.integers(-5, 50), st.sampled_from([-(2**31), 2**31 - 1, MAX_STEPS_LIMIT, MAX_STEPS_LIMIT + 1]))))
     ref = draw(st.integers(0, 4))
     if ref == 0:
         req.task_id = draw(st.sampled_from(SINGLE_IDS))
@@ -114,12 +115,15 @@ def reset_requests(draw, corpus):
     return req, cfg
 
 
+MAX_STEPS_LIMIT = ServerConfig().max_steps_limit  # the fuzzed servers run with the default
+
+
 def expected_reset(req: env_pb2.ResetRequest, cfg, catalog) -> set[grpc.StatusCode]:
     if req.template and req.template not in TEMPLATES:
         return {IA}
     if not config_ok(cfg):
         return {IA}
-    if req.max_steps < 0 or (req.HasField("seed") and req.seed < 0):
+    if req.max_steps < 0 or req.max_steps > MAX_STEPS_LIMIT or (req.HasField("seed") and req.seed < 0):
         return {IA}
     if req.task_json:
         return {OK, IA}

@@ -65,11 +65,16 @@ def test_reset_errors(client):
     cases = [({"task_id": "nope_1"}, grpc.StatusCode.NOT_FOUND),
              ({"categories": ["no_such_category"]}, grpc.StatusCode.NOT_FOUND),
              ({"task_id": "simple_python_0", "template": "klingon"}, grpc.StatusCode.INVALID_ARGUMENT),
-             ({"task_id": "simple_python_0", "reward_config": {"penalties": {"timeout": 3}}}, grpc.StatusCode.INVALID_ARGUMENT)]
+             ({"task_id": "simple_python_0", "reward_config": {"penalties": {"timeout": 3}}}, grpc.StatusCode.INVALID_ARGUMENT),
+             ({"task_id": "simple_python_0", "max_steps": -1}, grpc.StatusCode.INVALID_ARGUMENT),
+             ({"task_id": "simple_python_0", "max_steps": 2**31 - 1}, grpc.StatusCode.INVALID_ARGUMENT)]
     for kw, code in cases:
         with pytest.raises(grpc.RpcError) as e:
             client.reset(**kw)
         assert e.value.code() == code, kw
+    assert "--max-steps-limit" in e.value.details() and "1000" in e.value.details()  # says how to fix it
+    r = client.reset(task_id="simple_python_0", max_steps=1000)  # the limit itself is accepted
+    assert client.close_session(r.session_id)
 
 
 def test_session_cap_and_idle_ttl(bfcl_suite):
