@@ -2,7 +2,8 @@
 
 - :mod:`.schema` — BFCL parameter types → JSON Schema (``x-bfcl-type`` kept), :func:`validate_args`.
 - :mod:`.bfcl` — BFCL v4 categories → :class:`~toolgym.env.types.Task`.
-- :mod:`.jsonl` — toolgym's JSONL task format (and BFCL-format lines).
+- :mod:`.jsonl` — toolgym's JSONL task format (and BFCL-format lines); its field checks live in
+  :mod:`.jsonl_fields`, the dict ↔ :class:`~toolgym.env.types.Task` conversion in :mod:`.jsonl_records`.
 - :mod:`.suite` — :class:`Suite` and :func:`load_suite` (disk-cached, memoised).
 """
 
