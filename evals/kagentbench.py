@@ -28,19 +28,37 @@ them; the important one: **an output under an unknown template name, or an empty
 parsed — the previous template's parse is reused** (the reference's loop variables carry over). With
 ``strict=True`` such outputs score 0 instead. Where the reference would crash (no prediction for an item,
 no usable golden, an item type with no items) this module scores 0 / reports ``None`` and counts it.
+
+This module is the scorer and the public entry point; the pieces live beside it: the per-template
+parsers and JSON repair in :mod:`toolgym.evals.kagent_parsers`, the per-ability metrics in
+:mod:`toolgym.evals.kagent_metrics`, the loaders in :mod:`toolgym.evals.kagent_data` and the result
+types in :mod:`toolgym.evals.kagent_results` (all re-exported here, so
+``from toolgym.evals.kagentbench import ...`` keeps working for every name it ever offered).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
+from toolgym.evals.kagent_data import load_items, load_predictions, validate_item  # noqa: F401 - re-exported
+from toolgym.evals.kagent_metrics import (
+    _golden_texts,
+    _goldens,
+    _last_task,
+    plan_metric,
+    reflection_metric,
+    tool_metric,
+)
 from toolgym.evals.kagent_parsers import KNOWN_TEMPLATES, Parsed, conclusion_text, parse_template
+from toolgym.evals.kagent_results import (  # noqa: F401 - ABILITY_LABELS is re-exported (report.py)
+    ABILITIES,
+    ABILITY_LABELS,
+    ItemResult,
+    KAgentReport,
+    TemplateResult,
+)
 from toolgym.evals.rouge import bleu as _bleu
 from toolgym.evals.rouge import kagent_rouge
 
@@ -58,268 +76,12 @@ __all__ = [
 ]
 
 TYPES = ("plantooluse", "reflextion", "conclusion", "profile")
-ABILITIES = ("planning", "tool_use", "reflection", "concluding", "profile")
-ABILITY_LABELS = {
-    "planning": "Planning",
-    "tool_use": "Tool-use",
-    "reflection": "Reflection",
-    "concluding": "Concluding",
-    "profile": "Profile",
-}
 WEIGHTS = {"planning": 0.25, "tool_use": 0.35, "reflection": 0.1, "concluding": 0.2, "profile": 0.1}
 
 
 def overall(plan: float, tool_use: float, reflection: float, concluding: float, profile: float) -> float:
     """KAgentBench's Overall (same scale as the inputs, 0-100 in the published table)."""
     return 0.25 * plan + 0.35 * tool_use + 0.1 * reflection + 0.2 * concluding + 0.1 * profile
-
-
-# ------------------------------------------------------------------------------------------------
-# Loading
-# ------------------------------------------------------------------------------------------------
-def _iter_json_records(src) -> Iterable[dict]:
-    if isinstance(src, (str, os.PathLike)):
-        text = Path(src).read_text(encoding="utf-8")
-        stripped = text.lstrip()
-        if stripped.startswith("["):
-            yield from json.loads(stripped)
-            return
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{src}:{n}: not a JSON object: {e}") from e
-        return
-    if isinstance(src, Mapping):
-        yield src
-        return
-    yield from src
-
-
-_LIST_FIELDS = ("golden_result_list", "funcs")
-
-
-def validate_item(rec: Any) -> dict:
-    """Check the fields the scorer iterates have the right shape; ValueError says which is wrong."""
-    if not isinstance(rec, dict) or "id" not in rec:
-        raise ValueError(f"not a KAgentBench item (needs an 'id'): {str(rec)[:200]}")
-    for key in _LIST_FIELDS:
-        value = rec.get(key)
-        if value is not None and not isinstance(value, list):
-            raise ValueError(f"item {str(rec['id'])[:80]!r}: {key!r} must be a list (KAgentBench schema), got {type(value).__name__}")
-    return rec
-
-
-def load_items(src) -> list[dict]:
-    """Items from a JSONL/JSON-array file or an iterable of dicts (kept as dicts, key order kept)."""
-    return [validate_item(rec) for rec in _iter_json_records(src)]
-
-
-def load_predictions(src) -> dict[str, Any]:
-    """``{id: model_predict}`` from ``{"id", "model_predict"}`` records (a mapping is returned as is)."""
-    if isinstance(src, Mapping) and "id" not in src:
-        return dict(src)
-    out: dict[str, Any] = {}
-    for rec in _iter_json_records(src):
-        if not isinstance(rec, dict) or "id" not in rec:
-            raise ValueError(f"not a prediction record (needs an 'id'): {str(rec)[:200]}")
-        out[str(rec["id"])] = rec.get("model_predict", {})
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Metrics (one golden list vs one parse)
-# ------------------------------------------------------------------------------------------------
-def _arg_rouge(golden_args, args) -> float:
-    if golden_args == {} and args == {}:
-        return 1.0
-    if args != {}:
-        if not isinstance(golden_args, dict):
-            return 0.0  # the reference crashes here
-        vals = []
-        for k, v in golden_args.items():
-            if k in args:
-                vals.append(kagent_rouge(v, args[k]))
-            else:
-                vals.append(0.0)
-        return sum(vals) / len(vals) if vals else 0
-    return 0.0
-
-
-def _goldens(item) -> list[dict]:
-    out = []
-    for g in item.get("golden_result_list") or ():
-        if isinstance(g, dict):
-            out.append(g)
-    return out
-
-
-def plan_metric(goldens: list[dict], thought, tool_name) -> float:
-    vals = []
-    for g in goldens:
-        gt, gn = g.get("thought"), g.get("tool_name")
-        if gt == "None" or gn == "None":
-            continue
-        vals.append(kagent_rouge(gt, thought) if tool_name == gn else 0.0)
-    return max(vals) if vals else 0.0
-
-
-def tool_metric(goldens: list[dict], tool_name, tool_args) -> float:
-    vals = []
-    for g in goldens:
-        gn = g.get("tool_name")
-        if gn == "None":
-            continue
-        vals.append(_arg_rouge(g.get("tool_args", {}), tool_args) if tool_name == gn else 0.0)
-    return max(vals) if vals else 0.0
-
-
-def _last_task(item) -> dict:
-    lt = item.get("memory_last_task")
-    if isinstance(lt, list):
-        lt = next((x for x in reversed(lt) if isinstance(x, dict)), {})
-    return lt if isinstance(lt, dict) else {}
-
-
-def reflection_metric(goldens: list[dict], last_task: dict, thought, tool_name, tool_args) -> float:
-    vals = []
-    for g in goldens:
-        gt, gn, ga = g.get("thought"), g.get("tool_name"), g.get("tool_args", {})
-        if gt == "None" or gn == "None":
-            continue
-        em = 1 if tool_name == gn else 0
-        if em:
-            tr = kagent_rouge(gt, thought)
-            ar = _arg_rouge(ga, tool_args)
-        else:
-            tr = ar = 0.0
-        pw = 1 if (last_task.get("tool_name") == gn and last_task.get("tool_args") == ga) else 0
-        vals.append((1 - pw) * (0.3 * em * tr + 0.7 * em * ar))
-    return max(vals) if vals else 0.0
-
-
-def _golden_texts(item) -> list:
-    out = []
-    for g in item.get("golden_result_list") or ():
-        if isinstance(g, dict):
-            out.append(g.get("golden_result", ""))
-        else:
-            out.append(g)  # lenient: plain strings (the reference needs {"golden_result": ...})
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# Results
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class TemplateResult:
-    template: str
-    scores: dict[str, float]
-    thought: Any = None
-    tool_name: Any = None
-    tool_args: Any = None
-    reused_from: str | None = None
-    unparsed: bool = False
-    json_ok: bool | None = None
-    repaired: bool = False
-    text: str | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: v for k, v in d.items() if v is not None}
-
-
-@dataclass
-class ItemResult:
-    id: str
-    type: str
-    query: str
-    scores: dict[str, float]
-    templates: list[TemplateResult] = field(default_factory=list)
-    issues: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "query": self.query,
-            "scores": self.scores,
-            "templates": [t.to_dict() for t in self.templates],
-            "issues": self.issues,
-        }
-
-
-@dataclass
-class KAgentReport:
-    """Five abilities and Overall on 0-100 (``None`` when the data has no item of that type)."""
-
-    planning: float | None
-    tool_use: float | None
-    reflection: float | None
-    concluding: float | None
-    profile: float | None
-    overall: float | None
-    counts: dict[str, Any]
-    bleu: dict[str, float | None] = field(default_factory=dict)
-    items: list[ItemResult] = field(default_factory=list)
-    strict: bool = False
-    tokenizer: str = "exact"
-    name: str = ""
-
-    def abilities(self) -> dict[str, float | None]:
-        return {a: getattr(self, a) for a in ABILITIES}
-
-    def summary(self) -> dict[str, Any]:
-        """The one-line ``--json`` summary: five abilities, overall, counts, BLEU, mode."""
-        d: dict[str, Any] = dict(self.abilities())
-        d["overall"] = self.overall
-        d["counts"] = {k: v for k, v in self.counts.items() if isinstance(v, int)}
-        d["bleu_concluding"] = self.bleu.get("concluding")
-        d["bleu_profile"] = self.bleu.get("profile")
-        d["strict"] = self.strict
-        d["tokenizer"] = self.tokenizer
-        return d
-
-    def to_dict(self, *, items: bool = True) -> dict[str, Any]:
-        d = {
-            "name": self.name,
-            **self.abilities(),
-            "overall": self.overall,
-            "counts": self.counts,
-            "bleu": self.bleu,
-            "strict": self.strict,
-            "tokenizer": self.tokenizer,
-        }
-        if items:
-            d["items"] = [i.to_dict() for i in self.items]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> KAgentReport:
-        items = []
-        for it in d.get("items") or ():
-            tpls = [TemplateResult(**{k: v for k, v in t.items() if k in TemplateResult.__dataclass_fields__})
-                    for t in it.get("templates") or ()]
-            items.append(ItemResult(it["id"], it["type"], it.get("query", ""), it.get("scores", {}), tpls,
-                                    it.get("issues", [])))
-        return cls(
-            planning=d.get("planning"), tool_use=d.get("tool_use"), reflection=d.get("reflection"),
-            concluding=d.get("concluding"), profile=d.get("profile"), overall=d.get("overall"),
-            counts=d.get("counts", {}), bleu=d.get("bleu", {}), items=items, strict=d.get("strict", False),
-            tokenizer=d.get("tokenizer", "exact"), name=d.get("name", ""),
-        )
-
-    def format_line(self) -> str:
-        """The reference's own print format."""
-
-        def f(v):
-            return "n/a" if v is None else f"{v:.2f}"
-
-        return (f"plan : {f(self.planning)}, tooluse : {f(self.tool_use)}, reflextion : {f(self.reflection)}, "
-                f"conclusion : {f(self.concluding)}, profile : {f(self.profile)}, overall : {f(self.overall)}")
 
 
 # ------------------------------------------------------------------------------------------------
