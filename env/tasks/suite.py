@@ -60,6 +60,11 @@ BUILTIN_CATEGORIES: dict[str, str] = {
     "toolgym_python": "python_tasks.jsonl",
 }
 
+def _stem(task_id: str) -> str:
+    """``simple_python_12`` / ``live_multiple_9-4-1`` → the family part of an id (its category, for BFCL)."""
+    return task_id.rstrip("0123456789_-") or task_id
+
+
 SUITE_NAMES: dict[str, tuple[str, ...]] = {
     "default": _bfcl.DEFAULT_CATEGORIES + tuple(BUILTIN_CATEGORIES),
     "bfcl": _bfcl.DEFAULT_CATEGORIES,
@@ -75,7 +80,7 @@ class Suite:
     tasks; ``len()`` counts them; ``suite[id]`` / :meth:`get` look one up.
     """
 
-    __slots__ = ("_by_id", "name", "tasks")
+    __slots__ = ("_by_id", "_by_stem", "_misses", "name", "tasks")
 
     def __init__(self, name: str, tasks: Iterable[Task]):
         self.name = name
@@ -89,6 +94,8 @@ class Suite:
         if dups:
             raise ValueError(f"suite {name!r}: duplicate task ids {', '.join(repr(x) for x in dups[:5])}")
         self._by_id = by_id
+        self._by_stem: dict[str, list[str]] | None = None  # built on the first miss (see _suggest)
+        self._misses: dict[str, list[str]] = {}  # recent misses → suggestions (a repeated miss costs a lookup)
 
     @property
     def by_id(self) -> Mapping[str, Task]:
@@ -100,9 +107,41 @@ class Suite:
             return self._by_id[task_id]
         except (KeyError, TypeError):
             pass
-        close = difflib.get_close_matches(str(task_id), self._by_id.keys(), n=3, cutoff=0.6) if self._by_id else []
+        close = self._suggest(str(task_id))
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise KeyError(f"no task {task_id!r} in suite {self.name!r} ({len(self.tasks)} tasks){hint}") from None
+        shown = str(task_id)
+        shown = repr(shown) if len(shown) <= 200 else f"{shown[:200]!r}... ({len(shown)} chars)"
+        raise KeyError(f"no task {shown} in suite {self.name!r} ({len(self.tasks)} tasks){hint}") from None
+
+    def _suggest(self, task_id: str) -> list[str]:
+        """Up to three ids close to ``task_id``, in bounded time.
+
+        A miss is often a client's bug repeated at full rate (or a hostile one), so difflib must not
+        scan every id of a 4k-task suite each time: ids are ``<stem>_<n>``, so look among the ids of
+        the same stem (or of the closest stem: a mistyped category) only, and remember recent misses."""
+        if not self._by_id or len(task_id) > 256:  # no real id is that long; don't spend time on it
+            return []
+        hit = self._misses.get(task_id)
+        if hit is not None:
+            return hit
+        if len(self._misses) >= 1024:
+            self._misses.clear()
+        self._misses[task_id] = found = self._closest(task_id)
+        return found
+
+    def _closest(self, task_id: str) -> list[str]:
+        if self._by_stem is None:
+            by_stem: dict[str, list[str]] = {}
+            for tid in self._by_id:
+                by_stem.setdefault(_stem(tid), []).append(tid)
+            self._by_stem = by_stem
+        stem = _stem(task_id)
+        if stem not in self._by_stem:
+            near = difflib.get_close_matches(stem, self._by_stem.keys(), n=1, cutoff=0.6)
+            if not near:
+                return []
+            stem = near[0]
+        return difflib.get_close_matches(task_id, self._by_stem[stem], n=3, cutoff=0.5)
 
     def __getitem__(self, task_id: str) -> Task:
         return self.get(task_id)

@@ -59,6 +59,23 @@ def test_get_error_names_closest_ids(bfcl_suite):
         Suite("empty", []).get("zzz")
 
 
+def test_get_error_families_and_hostile_ids(bfcl_suite):
+    def miss(tid: str) -> str:
+        with pytest.raises(KeyError) as info:
+            bfcl_suite.get(tid)
+        return info.value.args[0]
+
+    # live ids carry dashes (live_multiple_9-4-1): the family is found all the same, typo included
+    assert "closest: live_multiple_" in miss("live_multple_9-4-1")
+    assert "closest: multi_turn_base_1" in miss("multi_turn_base_1x")
+    assert "closest" not in miss("nope")
+    # a huge id is cut in the message (no 1 MB error strings) and gets no suggestion search
+    msg = miss("a" * 1_000_000)
+    assert len(msg) < 400 and "(1000000 chars)" in msg and "closest" not in msg
+    # a repeated miss gives the same answer (from the miss memo)
+    assert miss("simple_pyhton_12") == miss("simple_pyhton_12")
+
+
 def test_filter(bfcl_suite):
     mt = bfcl_suite.filter(categories=["multi_turn_base", "multi_turn_miss_func"])
     assert len(mt) == 400 and mt.categories() == ("multi_turn_base", "multi_turn_miss_func")
