@@ -132,6 +132,38 @@ def _covered(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
+    """Directories a code jail must not see although its read-only binds contain them.
+
+    Model-written code needs the interpreter and its standard library, nothing else: the zygote
+    has already imported what the runner uses. Everything installed beside the stdlib is hidden
+    (an empty read-only tmpfs is mounted over it), because it holds what a model must never read
+    while it is being scored: ``bfcl_eval``'s ground-truth answers, toolgym's own task data
+    (``env/data``), the reward code. That holds however Python was installed: a venv, a system
+    Python whose ``site-packages`` sits under ``/usr`` (Docker images), a Debian ``dist-packages``.
+    A path that is, or contains, one of ``keep`` (the stdlib, the interpreter, system binds) is
+    never hidden, so a strange ``sys.path`` entry cannot hide the stdlib.
+    """
+    import sysconfig
+
+    keep = [str(Path(k).resolve()) for k in keep]
+    keep += [str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib")]
+    candidates = [*site.getsitepackages(), site.getusersitepackages(), env_dir, *sys.path]
+    hidden: list[str] = []
+    for c in candidates:
+        if not c or not os.path.isabs(c):
+            continue
+        p = str(Path(c).resolve())
+        if not os.path.isdir(p) or p in hidden:
+            continue
+        if any(k == p or k.startswith(p.rstrip("/") + "/") for k in keep):
+            continue  # the stdlib itself or a parent of something Python needs
+        if any(_covered(p, [k]) for k in keep[-2:]) and "-packages" not in p:
+            continue  # inside the stdlib (lib-dynload): needed
+        hidden.append(p)
+    return hidden
+
+
 def _reachable_by(path: str, uid: int, gid: int) -> bool:
     """Can ``uid``/``gid`` (no supplementary groups) reach ``path`` on the host?"""
 
@@ -257,6 +289,7 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     # The root tmpfs and /dev would otherwise be writable and shared by every session of the
     # worker (a channel between sessions): only /tmp and the workspaces stay writable.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    jail_hide = jail_hidden_paths(env_dir, [*system_binds, base, str(Path(exe).parent), exe])
     spec = {
         "site": site_dirs,
         "env_dir": env_dir,
@@ -267,8 +300,10 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         "worker_memory_bytes": int(config.worker_memory_bytes),
         "worker_processes": int(config.worker_processes),
         "seccomp": bool(config.seccomp),
-        # what a code jail's own root is rebuilt from (the same read-only view)
-        "jail_binds": system_binds + ro,
+        # what a code jail's own root is rebuilt from: the same read-only view, less what
+        # model code must not read (installed packages, toolgym's code and data; see jail_hidden_paths)
+        "jail_binds": system_binds + [p for p in ro if p not in jail_hide],
+        "jail_hide": jail_hide,
         "jail_symlinks": symlinks,
     }
     args += ["--", py, "-S", "-s", "-B", "-P", "-c", BOOTSTRAP, json.dumps(spec)]

@@ -154,16 +154,27 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
 
 
 _TMP_BINDS: tuple[str, ...] = ()
+_TMP_HIDE: tuple[str, ...] = ()
 
 
-def build_template(binds: list[str], symlinks: dict[str, str]) -> None:
+def _hide(new: str, paths: tuple[str, ...] | list[str]) -> None:
+    """Cover each of ``paths`` that exists in the jail root with an empty read-only tmpfs."""
+    for path in paths:
+        if os.path.isdir(new + path):
+            lk.mount("tmpfs", new + path, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV | lk.MS_NOEXEC | lk.MS_RDONLY,
+                     "size=4k,nr_inodes=2,mode=0555")
+
+
+def build_template(binds: list[str], symlinks: dict[str, str], hide: list[str] = ()) -> None:
     """Build the jails' root once per worker, at :data:`JAIL_ROOT` (in the worker's mount namespace).
 
     It holds only the worker's read-only system/Python binds, /dev and /proc (G mounts a fresh
     procfs over it) and empty mount points for /tmp and /workspace; then it is made read-only.
-    Each call only adds its workspace and fresh tmpfs's, then chroots into it.
+    ``hide`` lists directories inside those binds that model code must not read (installed
+    packages, toolgym's code and task data: ground truth lives there); each is covered by an
+    empty tmpfs. Each call only adds its workspace and fresh tmpfs's, then chroots into it.
     """
-    global _TMP_BINDS
+    global _TMP_BINDS, _TMP_HIDE
     new = JAIL_ROOT
     lk.mount("tmpfs", new, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
     for path in binds:
@@ -172,6 +183,8 @@ def build_template(binds: list[str], symlinks: dict[str, str]) -> None:
     # A checkout or venv that lives under /tmp (e.g. a CI clone in /tmp) would be hidden by each
     # call's fresh /tmp: remember those binds so every call puts them back on top of it.
     _TMP_BINDS = tuple(p for p in binds if p == "/tmp" or p.startswith("/tmp/"))
+    _TMP_HIDE = tuple(p for p in hide if p.startswith("/tmp/"))
+    _hide(new, hide)
     for link, target in symlinks.items():
         os.symlink(target, new + link)
     for d in ("/dev", "/proc", "/tmp", WORKSPACE_MOUNT):
@@ -197,6 +210,7 @@ def _enter_new_root(req: dict[str, Any]) -> None:
     for path in _TMP_BINDS:  # read-only Python/toolgym paths that live under /tmp (see build_template)
         os.makedirs(new + path, exist_ok=True)
         lk.mount(path, new + path, None, lk.MS_BIND | lk.MS_REC)
+    _hide(new, _TMP_HIDE)  # re-binding them brought back what the template hid
     if os.path.isdir(new + "/dev/shm"):
         lk.mount("tmpfs", new + "/dev/shm", "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, tmp_opts)
     os.chroot(new)

@@ -265,7 +265,7 @@ def main(spec: dict[str, Any]) -> None:
     if mem > 0:
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     _own_namespaces()
-    jail.build_template(list(spec["jail_binds"]), dict(spec["jail_symlinks"]))
+    jail.build_template(list(spec["jail_binds"]), dict(spec["jail_symlinks"]), list(spec.get("jail_hide", ())))
     jail.start_zygote({"tmp_bytes": int(spec["tmp_bytes"]), "tmp_inodes": int(spec["tmp_inodes"])}, bool(spec.get("seccomp", True)))
     worker = Worker(spec)
     protocol.write_frame(wfd, {"ok": True, "ready": True, "python": sys.version.split()[0], "seccomp": jail.zygote().seccomp is not None})

@@ -23,14 +23,19 @@ REPO_FILE = str(Path(__file__).resolve().parents[3] / "pyproject.toml")
 SYSTEM_ROOT = {"bin", "dev", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr", "workspace", "ws"}
 
 
-def expected_root_entries(config: SandboxConfig) -> set[str]:
-    """Top-level names the jail may show: the fixed system set plus the first component of every
-    read-only bind the launch plan makes (the venv and toolgym's code live wherever the host put
-    them, e.g. /work/... here and /check/... on CI), so the check follows the real plan."""
+def jail_spec(config: SandboxConfig) -> dict:
+    """The worker spec the launch plan passes to bwrap (what a code jail's root is built from)."""
     spec = json.loads(plan_worker(config).argv[-1])
     if "argv" in spec:  # running as root with staged binds: the bwrap argv sits inside the launcher's spec
         spec = json.loads(spec["argv"][-1])
-    binds = spec["jail_binds"]
+    return spec
+
+
+def expected_root_entries(config: SandboxConfig) -> set[str]:
+    """Top-level names the jail may show: the fixed system set plus the first component of every
+    read-only bind the launch plan makes (the Python install lives wherever the host put it,
+    e.g. /root/.pyenv here), so the check follows the real plan."""
+    binds = jail_spec(config)["jail_binds"]
     return SYSTEM_ROOT | {Path(b).parts[1] for b in binds if len(Path(b).parts) > 1}
 
 
@@ -137,6 +142,33 @@ print(os.path.exists('/ws'), [l.split()[4] for l in open('/proc/self/mountinfo')
     assert sorted(eval(tmpfs_mounts)) == ["/", "/dev", "/dev/shm", "/tmp", "/workspace"], tmpfs_mounts
 
 
+def test_ground_truth_and_installed_packages_are_unreadable(pool, sid):
+    """Model code must not read what it is scored against: BFCL's answers ship in the bfcl_eval
+    package, toolgym's own tasks in env/data. Only the stdlib is visible to a code jail."""
+    import site
+
+    import bfcl_eval
+
+    import toolgym.env
+
+    env_dir = os.path.dirname(os.path.abspath(toolgym.env.__file__))
+    paths = [os.path.dirname(os.path.abspath(bfcl_eval.__file__)), env_dir, os.path.join(env_dir, "data", "python_tasks.jsonl"),
+             *site.getsitepackages()]
+    code = f"""
+import os, importlib.util
+for p in {paths!r}:
+    print(p, os.path.isfile(p) or (os.path.isdir(p) and bool(os.listdir(p))))
+print([m for m in ('bfcl_eval', 'numpy', 'grpc', 'gymnasium') if importlib.util.find_spec(m)])
+import json, sqlite3, statistics, decimal  # the stdlib, C extensions included, stays usable
+print(statistics.mean([1, 2, 4]))
+"""
+    r = run(pool, sid, code)
+    assert r.ok, r.error
+    lines = r.output.splitlines()
+    assert all(line.endswith(" False") for line in lines[:len(paths)]), lines
+    assert lines[len(paths)] == "[]" and lines[-1] == "2.3333333333333335"
+
+
 def test_writes_outside_workspace_fail(pool, sid):
     import sysconfig
 
@@ -160,13 +192,9 @@ def test_sessions_cannot_see_each_other():
         assert run(pool, a, "open('secret-a.txt', 'w').write('A')").ok
         code = "import os\nprint(os.listdir('.'), os.path.exists('/ws'), os.listdir('/tmp'))\nprint([p for p in os.listdir('/proc') if p.isdigit()])\nprint(sum('/workspace' in l for l in open('/proc/self/mountinfo')))"
         r = run(pool, b, code)
-        # /tmp is private and empty, except for the read-only parents of a checkout or venv that
-        # itself lives under /tmp (a CI clone in /tmp): those are toolgym's code, not a session's.
-        import sys
-
-        import toolgym.env
-
-        code_under_tmp = sorted({p.split("/")[2] for p in (os.path.dirname(toolgym.env.__file__), sys.prefix) if p.startswith("/tmp/")})
+        # /tmp is private and empty, except for the read-only parents of a jail bind (the Python
+        # install) that itself lives under /tmp: the interpreter's files, not a session's.
+        code_under_tmp = sorted({p.split("/")[2] for p in jail_spec(pool.config)["jail_binds"] if p.startswith("/tmp/")})
         assert r.ok and r.output == f"[] False {code_under_tmp}\n['1']\n1\n", r
         assert pool.state(b)["files"] == {} and "secret-a.txt" in pool.state(a)["files"]
         pool.close_session(a)
