@@ -15,203 +15,36 @@ rollout had to insert after a turn cut at its token budget), so observation toke
 Generation is a callable ``generate(prompt_ids_list, max_new_tokens) -> (completion_ids_list, logprobs|None)``;
 :class:`HFGenerator` wraps ``model.generate``; the GRPO trainer plugs in TRL's own generation (transformers or
 vLLM) instead. Nothing here imports vLLM.
+
+This module holds the episode driver, :class:`RolloutEngine`; the episode record and its metrics are in
+:mod:`toolgym.trainer.rollout_episode`, the observation tokenizer and :class:`HFGenerator` in
+:mod:`toolgym.trainer.rollout_tokens`. All are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
+from toolgym.trainer.rollout_episode import (
+    COMPONENTS,
+    DEFAULT_WEIGHTS,
+    PENALTIES,
+    Episode,
+    EpisodeSpec,
+    episode_metrics,
+)
+from toolgym.trainer.rollout_tokens import GenerateFn, HFGenerator, ObservationTokenizer
+
 log = logging.getLogger(__name__)
-
-GenerateFn = Callable[[list[list[int]], int], tuple[list[list[int]], list[list[float]] | None]]
-
-COMPONENTS = ("task_completion", "tool_accuracy", "efficiency", "timing_quality", "format_compliance")
-PENALTIES = ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")
-DEFAULT_WEIGHTS = {
-    "task_completion": 0.40,
-    "tool_accuracy": 0.25,
-    "efficiency": 0.15,
-    "timing_quality": 0.10,
-    "format_compliance": 0.10,
-}
-"""The reward contract's default weights (design §4), used to log weighted components when the server's
-response does not say which weights it applied."""
-
-
-@dataclass(frozen=True)
-class EpisodeSpec:
-    """What to reset: a task, an episode seed and (optionally) a template. Rows of one GRPO group share all three."""
-
-    task_id: str | None = None
-    seed: int | None = None
-    template: str | None = None
-
-
-@dataclass
-class Episode:
-    spec: EpisodeSpec
-    prompt_ids: list[int] = field(default_factory=list)
-    completion_ids: list[int] = field(default_factory=list)
-    env_mask: list[int] = field(default_factory=list)
-    logprobs: list[float] | None = None
-    actions: list[str] = field(default_factory=list)
-    observations: list[str] = field(default_factory=list)
-    prompt_messages: list[dict[str, str]] = field(default_factory=list)
-    session_id: str | None = None
-    template: str | None = None
-    task_id: str | None = None
-    terminated: bool = False
-    truncated: bool = False
-    budget_exhausted: bool = False
-    total: float | None = None
-    components: dict[str, float] = field(default_factory=dict)
-    penalties: dict[str, float] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-    valid: bool = False
-    feedback: str = ""
-    error: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.terminated or self.truncated or self.error is not None
-
-    @property
-    def reward(self) -> float | None:
-        """The server's total, or None when the score is invalid (dropped from updates, never counted as 0)."""
-        return self.total if self.valid and self.total is not None and math.isfinite(self.total) else None
-
-    @property
-    def completion_text(self) -> str:
-        return "\n".join(self.actions)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, dict):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-class ObservationTokenizer:
-    """Chat-template-exact ids for an observation appended after a finished assistant turn."""
-
-    def __init__(self, tokenizer: Any, chat_template: str | None = None, role: str = "user"):
-        self.tok = tokenizer
-        self.chat_template = chat_template
-        self.role = role
-        self.eos_id = tokenizer.eos_token_id
-        self._prefix_cache: list[int] | None = None
-
-    def _apply(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-        out = self.tok.apply_chat_template(
-            messages,
-            tokenize=True,
-            add_generation_prompt=add_generation_prompt,
-            chat_template=self.chat_template,
-            return_dict=False,
-        )
-        if isinstance(out, dict) or hasattr(out, "keys"):
-            out = out["input_ids"]
-        if out and isinstance(out[0], list):
-            out = out[0]
-        return list(out)
-
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        return self._apply(messages, add_generation_prompt=True)
-
-    def suffix_ids(self, observation: str) -> list[int]:
-        base = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
-        if self._prefix_cache is None:
-            prefix = self._apply(base, add_generation_prompt=False)
-            eos = [i for i, t in enumerate(prefix) if t == self.eos_id]
-            if eos:
-                prefix = prefix[: eos[-1] + 1]
-            self._prefix_cache = prefix
-        prefix = self._prefix_cache
-        full = self._apply(base + [{"role": self.role, "content": observation}], add_generation_prompt=True)
-        if full[: len(prefix)] != prefix:
-            raise ValueError("chat template is not prefix-preserving; cannot append observations token-exactly")
-        return full[len(prefix) :]
-
-
-class HFGenerator:
-    """``GenerateFn`` over a transformers causal LM (left-padded batch generate, cut after the first EOS)."""
-
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        do_sample: bool = True,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        batch_size: int = 64,
-        return_logprobs: bool = False,
-    ):
-        self.model = model
-        self.tok = tokenizer
-        self.do_sample = do_sample
-        self.temperature = temperature
-        self.top_p = top_p
-        self.batch_size = batch_size
-        self.return_logprobs = return_logprobs
-
-    def __call__(self, prompts: list[list[int]], max_new_tokens: int) -> tuple[list[list[int]], list[list[float]] | None]:
-        import torch
-
-        eos_ids = self.tok.eos_token_id
-        eos_set = {eos_ids} if isinstance(eos_ids, int) else set(eos_ids or [])
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else next(iter(eos_set))
-        device = next(self.model.parameters()).device
-        outs: list[list[int]] = []
-        lps: list[list[float]] | None = [] if self.return_logprobs else None
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for start in range(0, len(prompts), self.batch_size):
-                chunk = prompts[start : start + self.batch_size]
-                width = max(len(p) for p in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                att = torch.zeros((len(chunk), width), dtype=torch.long)
-                for i, p in enumerate(chunk):
-                    ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-                    att[i, width - len(p) :] = 1
-                kw: dict[str, Any] = dict(
-                    max_new_tokens=max_new_tokens,
-                    do_sample=self.do_sample,
-                    pad_token_id=pad,
-                    eos_token_id=list(eos_set),
-                    return_dict_in_generate=True,
-                    output_scores=self.return_logprobs,
-                )
-                if self.do_sample:
-                    kw.update(temperature=self.temperature, top_p=self.top_p, top_k=0)
-                else:
-                    kw.update(temperature=None, top_p=None, top_k=None)
-                with torch.no_grad():
-                    res = self.model.generate(input_ids=ids.to(device), attention_mask=att.to(device), **kw)
-                gen = res.sequences[:, width:].cpu()
-                if self.return_logprobs:
-                    scores = torch.stack(res.scores, dim=1).float().log_softmax(-1).cpu()  # (B, T, V)
-                for i in range(len(chunk)):
-                    row = gen[i].tolist()
-                    cut = len(row)
-                    for j, t in enumerate(row):
-                        if t in eos_set:
-                            cut = j + 1
-                            break
-                    row = row[:cut]
-                    outs.append(row)
-                    if lps is not None:
-                        lps.append([float(scores[i, j, t]) for j, t in enumerate(row)])
-        finally:
-            if was_training:
-                self.model.train()
-        return outs, lps
 
 
 class RolloutEngine:
@@ -405,39 +238,6 @@ class RolloutEngine:
                 self._apply_terminal(ep, _get(res, "info", {}) or {})
                 return
         ep.error = "episode did not terminate within the rollout budget"
-
-
-def episode_metrics(episodes: Sequence[Episode], default_weights: dict[str, float] | None = None) -> dict[str, float]:
-    """Aggregate the reward breakdown of finished episodes (valid ones only), as flat metric names.
-
-    - ``reward/total``: mean server total.
-    - ``reward/<component>``: mean raw component, in [0, 1].
-    - ``reward_weighted/<component>``: mean ``w_k * c_k`` — the component's contribution to the total, with the
-      weights the server applied (from its response) or the contract defaults.
-    - ``penalty/<name>``: mean penalty contribution per episode (<= 0; penalties are added to the total as-is).
-    - ``penalty_rate/<name>``: fraction of episodes where the penalty applied.
-    - ``reward/valid_fraction``: share of episodes with a valid score; invalid ones are excluded above and from the
-      policy update.
-    """
-    weights_default = dict(default_weights or DEFAULT_WEIGHTS)
-    valid = [e for e in episodes if e.reward is not None]
-    out: dict[str, float] = {"reward/valid_fraction": (len(valid) / len(episodes)) if episodes else 0.0}
-    if not valid:
-        return out
-    out["reward/total"] = sum(e.reward for e in valid) / len(valid)  # type: ignore[misc]
-    comps = sorted({k for e in valid for k in e.components} | set(COMPONENTS))
-    for k in comps:
-        vals = [e.components.get(k, 0.0) for e in valid]
-        out[f"reward/{k}"] = sum(vals) / len(vals)
-        wv = [e.components.get(k, 0.0) * (e.weights or weights_default).get(k, weights_default.get(k, 0.0)) for e in valid]
-        out[f"reward_weighted/{k}"] = sum(wv) / len(wv)
-    pens = sorted({k for e in valid for k in e.penalties} | set(PENALTIES))
-    for k in pens:
-        vals = [e.penalties.get(k, 0.0) for e in valid]
-        out[f"penalty/{k}"] = sum(vals) / len(vals)
-        out[f"penalty_rate/{k}"] = sum(1 for v in vals if v != 0.0) / len(vals)
-    out["episode/turns"] = sum(len(e.actions) for e in valid) / len(valid)
-    return out
 
 
 __all__ = [
