@@ -16,25 +16,28 @@ Calls that ran past a limit *inside the worker process* (in-process backends) ar
 the worker is discarded and the session is rebuilt without them, so such a call has no effect
 on backend state. Code calls (``python``) run in their own jailed process; their results,
 timeouts included, are logged and replayed like any other call.
+
+Worker processes themselves (start, replace, least-loaded choice) are managed by the base
+class, :class:`~toolgym.env.sandbox.workers.WorkerSet`; this module holds the sessions: their
+specs and action logs, binding them to workers, replay, and the public API.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-import collections
 import json
 import logging
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolgym.env.sandbox import bwrap
-from toolgym.env.sandbox.config import CallResult, SandboxConfig, SandboxError, SandboxLimits, SandboxUnavailable, SessionError
+from toolgym.env.sandbox.config import CallResult, SandboxConfig, SandboxError, SandboxLimits, SessionError
 from toolgym.env.sandbox.handle import WorkerDied, WorkerHandle, WorkerTimeout
+from toolgym.env.sandbox.workers import WorkerSet
+
+__all__ = ["WorkerPool", "WorkerSet"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class _Session:
     closed: bool = False
 
 
-class WorkerPool:
+class WorkerPool(WorkerSet):
     """A pool of sandboxed workers serving tool sessions. See the module docstring.
 
     >>> with WorkerPool(SandboxConfig(workers=2)) as pool:       # doctest: +SKIP
@@ -70,138 +73,10 @@ class WorkerPool:
     """
 
     def __init__(self, config: SandboxConfig | None = None, *, start: bool = True) -> None:
-        self.config = config or SandboxConfig()
-        self._plan = bwrap.plan_worker(self.config)
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # a worker was added or a spawn ended
-        self._spawning = 0  # workers being started right now (count toward the target)
-        self._workers: list[WorkerHandle] = []
+        super().__init__(config)
         self._sessions: dict[str, _Session] = {}
-        self._next_wid = 0
-        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
-        self._closed = False
-        self._stats = collections.Counter()
         if start:
             self.start()
-
-    # ------------------------------------------------------------------ workers
-    def start(self) -> None:
-        """Start the configured number of workers (in parallel); raise if none comes up."""
-        with self._lock:
-            missing = self.config.workers - len([w for w in self._workers if w.alive])
-        if missing <= 0:
-            return
-        threads = [threading.Thread(target=self._add_worker_safe) for _ in range(missing)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        with self._lock:
-            alive = [w for w in self._workers if w.alive]
-        if not alive:
-            err = self._last_start_error or "unknown error"
-            raise SandboxUnavailable(f"could not start a sandbox worker: {err}\n{bwrap.INSTALL_HINT}")
-
-    _last_start_error: str | None = None
-
-    def _add_worker_safe(self) -> None:
-        try:
-            self._reserve_spawn(force=True)
-            self._add_worker()
-        except SandboxError as e:
-            self._last_start_error = str(e)
-            log.error("sandbox worker failed to start: %s", e)
-
-    def _reserve_spawn(self, force: bool = False) -> bool:
-        """Count a spawn toward the target, if the target is not met yet (or ``force``)."""
-        with self._lock:
-            if not force and len(self._workers) + self._spawning >= self.config.workers:
-                return False
-            self._spawning += 1
-            return True
-
-    def _add_worker(self) -> WorkerHandle:
-        """Start one worker; the caller reserved it with :meth:`_reserve_spawn`."""
-        try:
-            return self._start_worker()
-        finally:
-            with self._lock:
-                self._spawning -= 1
-                self._changed.notify_all()
-
-    def _start_worker(self) -> WorkerHandle:
-        if self._closed:
-            raise SandboxError("the pool is closed")
-        with self._lock:
-            wid = self._next_wid
-            self._next_wid += 1
-        # Popen from one long-lived thread: bwrap's --die-with-parent is a parent-death signal,
-        # which Linux sends when the *thread* that forked it exits.
-        proc, info_fd = self._spawner.submit(bwrap.spawn, self._plan).result()
-        w = WorkerHandle(proc, wid, self.config.max_frame_bytes, info_fd)
-        try:
-            w.wait_ready(self.config.start_timeout_s)
-        except (WorkerDied, WorkerTimeout) as e:
-            w.reap()  # not shared yet
-            detail = w.stderr_text() or str(e) or type(e).__name__
-            raise SandboxUnavailable(f"worker did not start: {detail}") from None
-        with self._lock:
-            if self._closed:
-                w.reap()
-                raise SandboxError("the pool is closed")
-            self._workers.append(w)
-            self._stats["workers_started"] += 1
-            self._changed.notify_all()
-        return w
-
-    def _worker_died(self, w: WorkerHandle, reason: str) -> None:
-        """Discard ``w`` and start a replacement. Sessions on it rebuild when next used.
-
-        Called without ``w.lock``; another thread may be inside a request on ``w``: the kill
-        makes that request fail, then the pipes are closed under the lock.
-        """
-        w.kill()
-        with self._lock:
-            if w not in self._workers:
-                return  # another thread got here first
-            self._workers.remove(w)
-            self._stats["worker_deaths"] += 1
-            closed = self._closed
-        with w.lock:
-            w.reap()
-        log.warning("sandbox worker %s (pid %s) discarded: %s %s", w.wid, w.pid, reason, w.stderr_text(5))
-        if not closed and self._reserve_spawn():
-            try:
-                self._add_worker()
-                with self._lock:
-                    self._stats["restarts"] += 1
-            except SandboxError as e:
-                log.error("could not replace sandbox worker: %s", e)
-
-    def _pick_worker(self) -> WorkerHandle:
-        """The least-loaded live worker; if none, start one (or wait for one being started)."""
-        deadline = time.monotonic() + self.config.start_timeout_s
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise SandboxError("the pool is closed")
-                alive = [w for w in self._workers if w.alive]
-                if alive:
-                    w = min(alive, key=lambda w: (w.load, w.wid))
-                    w.load += 1
-                    return w
-                if self._spawning:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise SandboxUnavailable("no sandbox worker became available in time")
-                    self._changed.wait(left)
-                    continue
-                self._spawning += 1  # nothing alive, nothing coming: start one here
-            self._add_worker()
-
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self._stats[key] += n
 
     # ------------------------------------------------------------------ sessions
     def _get(self, sid: str) -> _Session:
