@@ -10,7 +10,7 @@ Names understood by :func:`load_suite`:
 - a path to a JSONL file in toolgym or BFCL format (:mod:`toolgym.env.tasks.jsonl`);
   ``categories=`` filters it.
 
-Caching: each BFCL category is parsed once and pickled under ``$TOOLGYM_CACHE_DIR`` (default
+Caching (:mod:`toolgym.env.tasks.cache`): each BFCL category is parsed once and pickled under ``$TOOLGYM_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/toolgym`` or ``~/.cache/toolgym``), keyed by the ``bfcl_eval`` version, the
 sizes and mtimes of the category's data files, :data:`CACHE_SCHEMA_VERSION` and the field layout
 of the task types. A corrupt, stale or unreadable cache file is ignored and rebuilt; an
@@ -21,14 +21,9 @@ memoised, so a second :func:`load_suite` with the same arguments returns the sam
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import gc
-import hashlib
 import logging
 import os
-import pickle
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +31,9 @@ from types import MappingProxyType
 from typing import Any
 
 from toolgym.env.tasks import bfcl as _bfcl
+from toolgym.env.tasks.cache import CACHE_SCHEMA_VERSION, NoGC, cache_dir, cache_key, cache_path, read_cache, write_cache
 from toolgym.env.tasks.jsonl import load_jsonl
-from toolgym.env.types import AnswerCheck, Task, ToolSpec
+from toolgym.env.types import Task
 
 __all__ = [
     "CACHE_SCHEMA_VERSION",
@@ -50,9 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CACHE_SCHEMA_VERSION = 1
-"""Bump when the parsed form of a BFCL task changes (mapping, metadata, ...)."""
 
 BUILTIN_CATEGORIES: dict[str, str] = {
     # toolgym's own tasks shipped in the package (env/data): final-answer tasks on the sandboxed
@@ -211,104 +204,6 @@ def _as_set(values: Iterable[str], what: str) -> set[str]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# caching
-
-
-def cache_dir() -> Path:
-    """``$TOOLGYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/toolgym``, else ``~/.cache/toolgym``."""
-    explicit = os.environ.get("TOOLGYM_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "toolgym"
-    return Path.home() / ".cache" / "toolgym"
-
-
-def _layout_fingerprint() -> str:
-    return ";".join(
-        f"{cls.__name__}:{','.join(f.name for f in dataclasses.fields(cls))}" for cls in (Task, ToolSpec, AnswerCheck)
-    )
-
-
-def _file_stamp(resource: Any) -> str:
-    try:
-        st = os.stat(os.fspath(resource))
-        return f"{resource.name}:{st.st_size}:{st.st_mtime_ns}"
-    except (TypeError, OSError):
-        data = resource.read_bytes()  # not a plain file (zip): hash the content
-        return f"{resource.name}:{hashlib.sha1(data).hexdigest()}"
-
-
-def _cache_key(category: str) -> str:
-    parts = [
-        f"schema={CACHE_SCHEMA_VERSION}",
-        f"bfcl_eval={_bfcl.bfcl_version()}",
-        f"layout={_layout_fingerprint()}",
-        f"pickle={pickle.HIGHEST_PROTOCOL}",
-        f"category={category}",
-        *(_file_stamp(f) for f in _bfcl.data_files(category)),
-    ]
-    return "\n".join(parts)
-
-
-def _cache_path(category: str, key: str) -> Path:
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"bfcl-v4-{category}-{digest}.pkl"
-
-
-class _NoGC:
-    """Pause the cyclic GC while allocating many containers (2-4x faster unpickling)."""
-
-    def __enter__(self) -> None:
-        self._was = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._was:
-            gc.enable()
-
-
-def _read_cache(path: Path, key: str) -> tuple[Task, ...] | None:
-    try:
-        with open(path, "rb") as fh, _NoGC():
-            payload = pickle.load(fh)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # corrupt / truncated / incompatible: rebuild
-        log.warning("ignoring unreadable task cache %s (%s: %s); rebuilding", path, type(exc).__name__, exc)
-        return None
-    if (
-        not isinstance(payload, dict)
-        or payload.get("key") != key
-        or not isinstance(payload.get("tasks"), tuple)
-        or not all(isinstance(t, Task) for t in payload["tasks"])
-    ):
-        log.warning("ignoring task cache %s: unexpected content; rebuilding", path)
-        return None
-    return payload["tasks"]
-
-
-def _write_cache(path: Path, key: str, tasks: tuple[Task, ...]) -> None:
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"key": key, "tasks": tasks}, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-        tmp = None
-    except Exception as exc:  # read-only home, full disk ...: only costs speed
-        log.info("could not write task cache %s (%s: %s)", path, type(exc).__name__, exc)
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
 _lock = threading.RLock()
 _category_memo: dict[str, tuple[Task, ...]] = {}
 _suite_memo: dict[Any, Suite] = {}
@@ -337,15 +232,15 @@ def load_bfcl_category(category: str, *, use_cache: bool = True) -> tuple[Task, 
         tasks: tuple[Task, ...] | None = None
         key = path = None
         if use_cache:
-            key = _cache_key(category)
-            path = _cache_path(category, key)
-            tasks = _read_cache(path, key)
+            key = cache_key(category)
+            path = cache_path(category, key)
+            tasks = read_cache(path, key)
         if tasks is None:
-            with _NoGC():
+            with NoGC():
                 tasks = tuple(_bfcl.load_category(category))
             if use_cache:
                 assert path is not None and key is not None
-                _write_cache(path, key, tasks)
+                write_cache(path, key, tasks)
         if use_cache:
             _category_memo[category] = tasks
         return tasks

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from toolgym.env.tasks import bfcl
+from toolgym.env.tasks import cache as cache_mod
 from toolgym.env.tasks import suite as suite_mod
 from toolgym.env.tasks.suite import Suite, load_bfcl_category, load_suite
 from toolgym.env.types import Task
@@ -177,13 +178,13 @@ def test_corrupt_cache_is_ignored_and_rebuilt(tmp_cache, garbage):
     suite_mod.clear_memo()
     rebuilt = load_bfcl_category(SMALL)
     assert rebuilt == good
-    assert suite_mod._read_cache(path, suite_mod._cache_key(SMALL)) == good  # rewritten, valid again
+    assert cache_mod.read_cache(path, cache_mod.cache_key(SMALL)) == good  # rewritten, valid again
 
 
 def test_stale_key_is_rebuilt(tmp_cache, monkeypatch):
     load_bfcl_category(SMALL)
     suite_mod.clear_memo()
-    monkeypatch.setattr(suite_mod, "CACHE_SCHEMA_VERSION", suite_mod.CACHE_SCHEMA_VERSION + 1)
+    monkeypatch.setattr(cache_mod, "CACHE_SCHEMA_VERSION", cache_mod.CACHE_SCHEMA_VERSION + 1)
     load_bfcl_category(SMALL)
     assert len(_cache_files(tmp_cache)) == 2  # a new key → a new file
 
