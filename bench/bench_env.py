@@ -52,7 +52,8 @@ async def run_scenario(addr: str, task_id: str, action: str, n_sessions: int, st
 
         async def reset() -> str:
             t = time.perf_counter()
-            r = await stub.Reset(env_pb2.ResetRequest(task_id=task_id, template="hermes", max_steps=100_000), timeout=120)
+            # room for the warm-up step and every measured one (the server caps max_steps at --max-steps-limit)
+            r = await stub.Reset(env_pb2.ResetRequest(task_id=task_id, template="hermes", max_steps=steps + 2), timeout=120)
             reset_lat.append(time.perf_counter() - t)
             return r.session_id
 
