@@ -162,7 +162,7 @@ def _package_roots(names: tuple[str, ...]) -> list[str]:
     return roots
 
 
-def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
+def jail_hidden_paths(package_dirs: list[str], keep: list[str]) -> list[str]:
     """Directories a code jail must not see although its read-only binds contain them.
 
     Model-written code needs the interpreter and its standard library, nothing else: the zygote
@@ -171,14 +171,18 @@ def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
     while it is being scored: ``bfcl_eval``'s ground-truth answers, toolgym's own task data
     (``env/data``), the reward code. That holds however Python was installed: a venv, a system
     Python whose ``site-packages`` sits under ``/usr`` (Docker images), a Debian ``dist-packages``.
-    A path that is, or contains, one of ``keep`` (the stdlib, the interpreter, system binds) is
-    never hidden, so a strange ``sys.path`` entry cannot hide the stdlib.
+    ``package_dirs`` are the worker's own (site dirs, package roots, toolgym's code); every
+    ``sys.path`` entry and the user site are candidates too. A path that is, or contains, one of
+    ``keep`` (the interpreter, system binds) or the stdlib is never hidden, so a strange
+    ``sys.path`` entry cannot hide what Python needs.
     """
     import sysconfig
 
-    keep = [str(Path(k).resolve()) for k in keep]
-    keep += [str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib")]
-    candidates = [*site.getsitepackages(), site.getusersitepackages(), env_dir, *_package_roots(WORKER_PACKAGES), *sys.path]
+    stdlib = [str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib")]
+    keep = [str(Path(k).resolve()) for k in keep] + stdlib
+    # The base interpreter's own site dirs too: a venv does not list them, but its base is bound.
+    base_site = site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])
+    candidates = [*package_dirs, *base_site, site.getusersitepackages(), *sys.path]
     hidden: list[str] = []
     for c in candidates:
         if not c or not os.path.isabs(c):
@@ -188,7 +192,7 @@ def jail_hidden_paths(env_dir: str, keep: list[str]) -> list[str]:
             continue
         if any(k == p or k.startswith(p.rstrip("/") + "/") for k in keep):
             continue  # the stdlib itself or a parent of something Python needs
-        if any(_covered(p, [k]) for k in keep[-2:]) and "-packages" not in p:
+        if _covered(p, stdlib) and "-packages" not in p:
             continue  # inside the stdlib (lib-dynload): needed
         hidden.append(p)
     return hidden
@@ -322,7 +326,7 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
     # The root tmpfs and /dev would otherwise be writable and shared by every session of the
     # worker (a channel between sessions): only /tmp and the workspaces stay writable.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
-    jail_hide = jail_hidden_paths(env_dir, [*system_binds, base, str(Path(exe).parent), exe])
+    jail_hide = jail_hidden_paths([*site_dirs, env_dir], [*system_binds, base, str(Path(exe).parent), exe])
     spec = {
         "site": site_dirs,
         "env_dir": env_dir,

@@ -139,13 +139,16 @@ print(os.path.exists('/ws'), [l.split()[4] for l in open('/proc/self/mountinfo')
     assert eval(lines[3]) == [1], "only the call's own process is visible"
     exists, tmpfs_mounts = lines[4].split(" ", 1)
     assert exists == "False", "other sessions' workspaces must be hidden"
-    assert sorted(eval(tmpfs_mounts)) == ["/", "/dev", "/dev/shm", "/tmp", "/workspace"], tmpfs_mounts
+    # the empty mounts over installed packages (see the ground-truth test) aside, only these are tmpfs
+    hidden = set(jail_spec(pool.config)["jail_hide"])
+    assert sorted(m for m in eval(tmpfs_mounts) if m not in hidden) == ["/", "/dev", "/dev/shm", "/tmp", "/workspace"], tmpfs_mounts
 
 
 def test_ground_truth_and_installed_packages_are_unreadable(pool, sid):
     """Model code must not read what it is scored against: BFCL's answers ship in the bfcl_eval
     package, toolgym's own tasks in env/data. Only the stdlib is visible to a code jail."""
     import site
+    import sys
 
     import bfcl_eval
 
@@ -153,7 +156,7 @@ def test_ground_truth_and_installed_packages_are_unreadable(pool, sid):
 
     env_dir = os.path.dirname(os.path.abspath(toolgym.env.__file__))
     paths = [os.path.dirname(os.path.abspath(bfcl_eval.__file__)), env_dir, os.path.join(env_dir, "data", "python_tasks.jsonl"),
-             *site.getsitepackages()]
+             *site.getsitepackages(), *site.getsitepackages([sys.base_prefix])]  # the venv's and its base's
     code = f"""
 import os, importlib.util
 for p in {paths!r}:
