@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServerConfig(**kw, categories=tuple(args.categories), enable_env=not args.no_env)
     try:
         return serve(cfg)
-    except (SecurityConfigError, OSError) as e:
+    except (SecurityConfigError, ValueError, OSError) as e:
+        # Start-up only: a bad flag, suite name or task file, TLS/token file, a port in use. Once the
+        # server runs, errors are answered per RPC and never reach here.
         print(f"toolgym serve: {e}", file=sys.stderr)
         return 2

@@ -154,6 +154,15 @@ class RunningServer:
         self.stop()
 
 
+def _check_limits(cfg: ServerConfig) -> None:
+    """Reject step limits that contradict each other before anything starts."""
+    if cfg.max_steps_limit < 1:
+        raise ValueError(f"--max-steps-limit must be >= 1, got {cfg.max_steps_limit}")
+    if not 1 <= cfg.max_steps <= cfg.max_steps_limit:
+        raise ValueError(f"--max-steps (the default step limit) must be between 1 and --max-steps-limit "
+                         f"({cfg.max_steps_limit}), got {cfg.max_steps}; lower it or raise --max-steps-limit")
+
+
 def _check_exposure(cfg: ServerConfig, tls: bool, tokens: security.Tokens | None) -> None:
     if security.is_loopback(cfg.host) or cfg.allow_insecure_remote:
         return
@@ -194,6 +203,7 @@ def _executor(cfg: ServerConfig) -> Any:
 def start_server(config: ServerConfig | None = None, *, suite: Suite | None = None) -> RunningServer:
     """Build, bind and start the server; returns once it accepts connections."""
     cfg = config or ServerConfig()
+    _check_limits(cfg)
     creds = security.server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
     tokens = security.load_tokens(cfg.auth_token_file)
     _check_exposure(cfg, creds is not None, tokens)
