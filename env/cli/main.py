@@ -65,6 +65,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - sorted below: a user's mistake gets one line, a bug its traceback
+        message = _user_error(e)
+        if message is None or args.log_level == "DEBUG":
+            raise
+        print(f"toolgym {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _user_error(e: Exception) -> str | None:
+    """The one-line message for an error the user can fix (bad input, missing file, a server that
+    is down or refuses the call); None for anything else, which is a bug and keeps its traceback.
+    ``--log-level DEBUG`` shows the traceback in every case."""
+    import grpc
+
+    if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
+        code, details = e.code(), e.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return f"the server is unreachable ({details}); is `toolgym serve` running at that address?"
+        return f"the server answered {code.name}: {details}"
+    if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str):
+        return e.args[0]
+    if isinstance(e, (ValueError, OSError)):
+        return str(e)
+    return None
 
 
 if __name__ == "__main__":
