@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from toolgym.env.server.app import ServerConfig, serve
 
@@ -36,14 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toolgym.env.server.security import SecurityConfigError
-
+    # Start-up mistakes (a bad flag, suite name or task file, TLS/token file, a port in use) raise
+    # ValueError/OSError: the `toolgym` entry point turns them into one line and exit status 2.
     kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if hasattr(args, f.name) and f.name not in _SKIP}
     cfg = ServerConfig(**kw, categories=tuple(args.categories), enable_env=not args.no_env)
-    try:
-        return serve(cfg)
-    except (SecurityConfigError, ValueError, OSError) as e:
-        # Start-up only: a bad flag, suite name or task file, TLS/token file, a port in use. Once the
-        # server runs, errors are answered per RPC and never reach here.
-        print(f"toolgym serve: {e}", file=sys.stderr)
-        return 2
+    return serve(cfg)
