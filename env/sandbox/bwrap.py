@@ -248,6 +248,16 @@ class LaunchPlan:
     group: int | None = None
     staged: list[str] = field(default_factory=list)
 
+    @property
+    def bwrap_argv(self) -> list[str]:
+        """The bubblewrap command line, also when it is wrapped in the staging launcher."""
+        return json.loads(self.argv[-1])["argv"] if self.staged else self.argv
+
+    @property
+    def worker_spec(self) -> dict:
+        """What the worker is started with (its binds, the jails' binds and hidden paths, limits)."""
+        return json.loads(self.bwrap_argv[-1])
+
 
 def plan_worker(config: SandboxConfig) -> LaunchPlan:
     """Compute the bwrap command line (and launcher, when needed) for one worker."""

@@ -25,10 +25,7 @@ SYSTEM_ROOT = {"bin", "dev", "lib", "lib32", "lib64", "libx32", "proc", "sbin", 
 
 def jail_spec(config: SandboxConfig) -> dict:
     """The worker spec the launch plan passes to bwrap (what a code jail's root is built from)."""
-    spec = json.loads(plan_worker(config).argv[-1])
-    if "argv" in spec:  # running as root with staged binds: the bwrap argv sits inside the launcher's spec
-        spec = json.loads(spec["argv"][-1])
-    return spec
+    return plan_worker(config).worker_spec
 
 
 def expected_root_entries(config: SandboxConfig) -> set[str]:

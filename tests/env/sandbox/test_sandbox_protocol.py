@@ -81,7 +81,7 @@ def test_registry_static_map_and_errors(tmp_path):
 
 def test_plan_binds_only_what_python_needs():
     plan = bw.plan_worker(SandboxConfig(workers=1))
-    argv = plan.argv if not plan.staged else __import__("json").loads(plan.argv[-1])["argv"]
+    argv = plan.bwrap_argv
     binds = [argv[i + 2] for i, a in enumerate(argv) if a == "--ro-bind"]
     for b in binds:
         assert b in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32") or "python" in b or "site-packages" in b or b.endswith("/env") or ".pyenv" in b, b
@@ -101,13 +101,9 @@ def test_plan_finds_the_worker_packages_wherever_they_live():
     """The BFCL backends' packages are bound for the worker even when they come from outside the
     venv's site-packages (a .pth entry, PYTHONPATH), and are then hidden from code jails."""
     import importlib.util
-    import json as _json
     from pathlib import Path
 
-    plan = bw.plan_worker(SandboxConfig(workers=1))
-    spec = _json.loads(plan.argv[-1])
-    if "argv" in spec:  # root with staged binds: the bwrap argv sits inside the launcher's spec
-        spec = _json.loads(spec["argv"][-1])
+    spec = bw.plan_worker(SandboxConfig(workers=1)).worker_spec
     for name in bw.WORKER_PACKAGES:
         root = str(Path(importlib.util.find_spec(name).submodule_search_locations[0]).resolve().parent)
         assert any(root == d or root.startswith(d + "/") for d in spec["site"]), (name, root, spec["site"])
