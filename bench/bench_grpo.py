@@ -80,13 +80,13 @@ class LocalEnvClient:
         return ResetResult(resp.session_id, resp.observation, json.loads(resp.info_json or "{}"))
 
     def step(self, session_id, action, *, step_index=None, **kw):  # noqa: ANN001, ANN201
-        from toolgym.env.client import _step_result
+        from toolgym.env.client import step_result
         from toolgym.v1 import env_pb2
 
         req = env_pb2.StepRequest(session_id=session_id, action=action)
         if step_index is not None:
             req.step_index = step_index
-        return _step_result(self.svc.do_step(req))
+        return step_result(self.svc.do_step(req))
 
     def close_session(self, session_id, **kw):  # noqa: ANN001, ANN201
         from toolgym.v1 import env_pb2

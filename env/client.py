@@ -322,15 +322,8 @@ class ToolgymClient:
               timeout: float | None = None) -> ResetResult:
         """Start an episode. With ``retry``, a Reset whose reply was lost may leave an unused
         session on the server; it is reclaimed by the server's idle TTL."""
-        req = env_pb2.ResetRequest(task_id=task_id or "", template=template or "", randomize_template=randomize_template,
-                                   categories=list(categories or ()), max_steps=max_steps or 0)
-        if seed is not None:
-            req.seed = int(seed)
-        if task is not None:
-            req.task_json = json.dumps(task, ensure_ascii=False)
-        rc = reward_config_to_proto(reward_config)
-        if rc is not None:
-            req.reward_config.CopyFrom(rc)
+        req = reset_request(task_id, seed=seed, template=template, randomize_template=randomize_template,
+                            categories=categories, max_steps=max_steps, task=task, reward_config=reward_config)
         resp = self._call(self._env.Reset, req, timeout)
         info = self._learn_replica(resp.info_json)
         if self.retry is not None:
@@ -347,7 +340,7 @@ class ToolgymClient:
         if step_index is not None:
             req.step_index = step_index
         resp = self._call(self._env_for(session_id).Step, req, timeout, retry=step_index is not None)
-        result = _step_result(resp)
+        result = step_result(resp)
         if self.retry is not None:
             self._track(session_id, None if (result.terminated or result.truncated) else result.step_index + 1)
         return result
@@ -379,7 +372,23 @@ class ToolgymClient:
         return info
 
 
-def _step_result(resp: env_pb2.StepResponse) -> StepResult:
+def reset_request(task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
+                  randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
+                  task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None) -> env_pb2.ResetRequest:
+    """The ``ResetRequest`` for :meth:`ToolgymClient.reset`'s arguments (shared by the unary and stream clients)."""
+    req = env_pb2.ResetRequest(task_id=task_id or "", template=template or "", randomize_template=randomize_template,
+                               categories=list(categories or ()), max_steps=max_steps or 0)
+    if seed is not None:
+        req.seed = int(seed)
+    if task is not None:
+        req.task_json = json.dumps(task, ensure_ascii=False)
+    rc = reward_config_to_proto(reward_config)
+    if rc is not None:
+        req.reward_config.CopyFrom(rc)
+    return req
+
+
+def step_result(resp: env_pb2.StepResponse) -> StepResult:
     return StepResult(
         observation=resp.observation,
         reward=resp.reward,
