@@ -163,8 +163,9 @@ def server_address(s: ServerSection) -> Iterator[str]:
         srv.stop(grace=1.0)
 
 
-def make_client(address: Any, timeout: float) -> Any:
-    """A ``ToolgymClient`` for ``address``; an object that already is a client is returned as is."""
+def make_client(address: Any, timeout: float, transport: str = "unary") -> Any:
+    """A ``ToolgymClient`` for ``address`` (with ``transport="stream"``, wrapped so resets and steps share one
+    ``Sessions`` stream); an object that already is a client is returned as is."""
     if not isinstance(address, str):
         return address
     from toolgym.env.client import ToolgymClient
@@ -174,6 +175,10 @@ def make_client(address: Any, timeout: float) -> Any:
         c.wait_ready(timeout=min(30.0, timeout))
     except Exception:  # the first call will report the real error with its deadline
         pass
+    if transport == "stream":
+        from toolgym.env.client_stream import StreamSessions
+
+        return StreamSessions(c, owns_client=True)
     return c
 
 

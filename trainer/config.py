@@ -44,6 +44,10 @@ class ServerSection:
     address: str | None = _f(None, "host:port of a running toolgym server. Empty: start one in-process on loopback.")
     suite: str = _f("bfcl", "Suite the in-process server loads (ignored when `address` is set).")
     timeout: float = _f(60.0, "Deadline in seconds of each gRPC call.")
+    transport: Literal["unary", "stream"] = _f(
+        "unary", "How episodes reach the server: one Reset/Step RPC per call, or every session multiplexed on one "
+        "EnvService.Sessions stream (fewer per-call costs with many concurrent episodes)."
+    )
     reward_config: dict[str, Any] | None = _f(
         None, "Reward weights/penalties override sent with every Score request (None: the server's per-task config)."
     )

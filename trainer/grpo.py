@@ -315,7 +315,7 @@ def train_grpo(
     if not rows:
         raise ValueError("no GRPO training tasks: check data.categories / data.max_prompt_tokens")
     metrics = metrics or MetricsLog(metrics_path(cfg))
-    client = make_client(address, cfg.server.timeout)
+    client = make_client(address, cfg.server.timeout, cfg.server.transport)
     summary: dict[str, Any] = {"train_tasks": len(split.train), "heldout_tasks": len(split.heldout), "seed": cfg.seed}
     try:
         trainer = build_grpo_trainer(
