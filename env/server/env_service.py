@@ -19,7 +19,7 @@ from toolgym.env.types import utf8_safe
 from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors
 from toolgym.env.server.resolve import resolve_task
 from toolgym.env.server.security import current_client
-from toolgym.env.server.sessions import SessionLimitError, SessionNotFound, SessionStore, step_session
+from toolgym.env.sessions.manager import SessionLimitError, SessionNotFound, SessionStore, step_session
 from toolgym.env.tasks.suite import Suite
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from toolgym.env.episode import Episode, StepOutcome
 
-log = logging.getLogger("toolgym.server.sessions")
+log = logging.getLogger("toolgym.sessions")
 
 
 class SessionLimitError(Exception):
