@@ -17,8 +17,9 @@ backends driven by the task's ground-truth calls, see
 
   1. the model made at least one call in the turn (BFCL: ``empty_turn_model_response``);
   2. state: for every backend class and every public attribute of the ground-truth
-     snapshot, the model's snapshot after the turn holds an equal value (BFCL's
-     ``state_checker``; private ``_``-attributes are never compared);
+     snapshot, the model's snapshot after the turn holds an equal value under Python's
+     ``==`` on the decoded values (BFCL's ``state_checker``; private ``_``-attributes are
+     never compared; keys keep their types, see :mod:`toolgym.env.tools.state_codec`);
   3. results: the ground-truth results of *this* turn are contained, as a multiset and in
      any order, in the results of *all the model's calls so far* (this turn and every
      earlier one), so a value fetched in an earlier turn need not be fetched again (BFCL's
@@ -42,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolgym.env.tools.state_codec import decode
 from toolgym.env.types import ToolCall
 
 __all__ = [
@@ -141,17 +143,24 @@ class MultiTurnVerdict:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError):  # non-str keys of a decoded state: Python's own spelling
+            text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
 def _diff(model: Any, truth: Any, path: str, out: list[str]) -> None:
-    """Append up to ``_MAX_LISTED`` readable differences between two JSON-able values."""
+    """Append up to ``_MAX_LISTED`` readable differences between two decoded values."""
     if len(out) >= _MAX_LISTED or model == truth:
         return
+    before = len(out)
     if isinstance(model, Mapping) and isinstance(truth, Mapping):
         for key in truth:
-            sub = f"{path}.{key}" if path else str(key)
+            sub = f"{path}.{key!s}" if isinstance(key, str) else f"{path}[{key!r}]"
             if key not in model:
                 out.append(f"{sub}: missing (expected {_short(truth[key])})")
             else:
@@ -160,25 +169,30 @@ def _diff(model: Any, truth: Any, path: str, out: list[str]) -> None:
                 return
         for key in model:
             if key not in truth:
-                sub = f"{path}.{key}" if path else str(key)
+                sub = f"{path}.{key!s}" if isinstance(key, str) else f"{path}[{key!r}]"
                 out.append(f"{sub}: unexpected {_short(model[key])}")
                 if len(out) >= _MAX_LISTED:
                     return
-        return
-    if isinstance(model, list) and isinstance(truth, list) and len(model) == len(truth):
+    elif isinstance(model, (list, tuple)) and type(model) is type(truth) and len(model) == len(truth):
         for i, (m, t) in enumerate(zip(model, truth)):
             _diff(m, t, f"{path}[{i}]", out)
             if len(out) >= _MAX_LISTED:
                 return
-        return
-    out.append(f"{path}: {_short(model)} != expected {_short(truth)}")
+    if len(out) == before:  # a leaf, or a difference the walk cannot name (type, nan, file kind)
+        if type(model) is type(truth):
+            out.append(f"{path}: {_short(model)} != expected {_short(truth)}")
+        else:
+            out.append(f"{path}: {_short(model)} ({type(model).__name__}) != expected {_short(truth)} ({type(truth).__name__})")
 
 
 def state_differences(model_state: Mapping[str, Any], truth_state: Mapping[str, Any]) -> list[str]:
     """Differences that fail BFCL's state check, as readable ``Class.attr...`` paths.
 
-    Like BFCL, only the attributes present in the ground-truth snapshot are compared (a
-    class or attribute the model's snapshot lacks is a difference). Empty when equal.
+    Snapshots are :mod:`toolgym.env.tools.state_codec` images; values are compared after
+    decoding, with Python's ``==`` as BFCL's ``_compare_instances`` does (``2 == 2.0``,
+    ``"2" != 2``, dict and set order ignored). Like BFCL, only the public attributes of the
+    ground-truth snapshot are compared (the model's extra attributes are not); a class or
+    attribute the model's snapshot lacks is a difference. Empty when equal.
     """
     out: list[str] = []
     for cls_name, truth_attrs in truth_state.items():
@@ -187,10 +201,14 @@ def state_differences(model_state: Mapping[str, Any], truth_state: Mapping[str, 
             out.append(f"{cls_name}: no state recorded")
             continue
         for attr, truth_value in truth_attrs.items():
+            if attr.startswith("_"):
+                continue  # BFCL never compares private attributes (a snapshot has none anyway)
             if attr not in model_attrs:
                 out.append(f"{cls_name}.{attr}: missing")
-            elif model_attrs[attr] != truth_value:
-                _diff(model_attrs[attr], truth_value, f"{cls_name}.{attr}", out)
+            else:
+                model_value, truth_decoded = decode(model_attrs[attr]), decode(truth_value)
+                if model_value != truth_decoded:
+                    _diff(model_value, truth_decoded, f"{cls_name}.{attr}", out)
             if len(out) >= _MAX_LISTED:
                 return out
     return out

@@ -19,7 +19,8 @@ dispatched with ``getattr`` to the involved class that serves that public method
   method's signature raise :class:`~toolgym.env.tools.registry.ToolError` whose message is
   the text BFCL shows for a failed call, ``"Error during execution: <message>"``.
 - :meth:`BfclMultiTurnToolset.state` is what BFCL's ``state_checker`` compares: per class,
-  every public (non-``_``) instance attribute, made JSON-able deterministically.
+  every public (non-``_``) instance attribute, as a type-keeping JSON image
+  (:mod:`toolgym.env.tools.state_codec`) that compares like the live objects.
 
 :func:`replay_ground_truth` drives a fresh toolset with a task's ground-truth calls and
 records per-turn results and states for :func:`toolgym.env.reward.multi_turn.check_multi_turn`.
@@ -28,17 +29,16 @@ records per-turn results and states for :func:`toolgym.env.reward.multi_turn.che
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import hashlib
 import importlib
 import inspect
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from toolgym.env.reward.multi_turn import GroundTruthReplay
+from toolgym.env.tools import state_codec as _codec
 from toolgym.env.tools.registry import ToolError
 from toolgym.env.types import ToolCall
 
@@ -97,62 +97,22 @@ def render_result(result: Any) -> str:
     return str(result)
 
 
-def _float(value: float) -> Any:
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+def to_jsonable(value: Any) -> Any:
+    """A deterministic, type-keeping JSON image of a backend attribute.
 
-
-def _sort_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def to_jsonable(value: Any, _seen: frozenset[int] = frozenset()) -> Any:
-    """A deterministic JSON-able image of a backend attribute, equal where BFCL's ``==`` is.
-
-    dict keys become strings (in sorted order), tuples lists, sets sorted lists; the file
-    system's ``File``/``Directory`` keep exactly what their ``__eq__`` compares (``type``,
-    ``name``, ``content``/``contents``; never the ``parent`` back link or private fields);
-    other objects their class name and public attributes. Non-finite floats become the
-    strings ``"nan"``, ``"inf"``, ``"-inf"``.
+    See :mod:`toolgym.env.tools.state_codec`: plain JSON stays as is; tuples, sets, dicts with
+    non-``str`` keys (``TwitterAPI.tweets`` is keyed by ``int``), non-finite floats, the file
+    system's ``File`` / ``Directory`` (what their ``__eq__`` compares: name and content /
+    contents, never the ``parent`` back link) and other objects become ``{"__py__": ...}``
+    records, so :func:`~toolgym.env.tools.state_codec.python_equal` on two images is BFCL's
+    ``==`` on the originals (``2 == 2.0``, ``"2" != 2``).
     """
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return _float(value)
-    if isinstance(value, Mapping):
-        items = [(k if isinstance(k, str) else str(k), v) for k, v in value.items()]
-        items.sort(key=lambda kv: kv[0])
-        return {k: to_jsonable(v, _seen) for k, v in items}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, _seen) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((to_jsonable(v, _seen) for v in value), key=_sort_key)
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    cls_name = type(value).__name__
-    if id(value) in _seen:
-        return f"<cycle {cls_name}>"
-    seen = _seen | {id(value)}
-    if cls_name == "File" and type(value).__module__.endswith("gorilla_file_system"):
-        return {"type": "file", "name": to_jsonable(value.name, seen), "content": to_jsonable(value.content, seen)}
-    if cls_name == "Directory" and type(value).__module__.endswith("gorilla_file_system"):
-        return {"type": "directory", "name": to_jsonable(value.name, seen), "contents": to_jsonable(value.contents, seen)}
-    attrs = getattr(value, "__dict__", None)
-    if isinstance(attrs, dict):
-        out = {"__class__": cls_name}
-        for k in sorted(attrs):
-            if not k.startswith("_"):
-                out[k] = to_jsonable(attrs[k], seen)
-        return out
-    return repr(value)
+    return _codec.encode(value)
 
 
 def canonical_json(value: Any) -> str:
     """Deterministic compact JSON text of a JSON-able value (e.g. a :meth:`state` snapshot)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _codec.canonical_json(value)
 
 
 # --------------------------------------------------------------------------- toolset

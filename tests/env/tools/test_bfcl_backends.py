@@ -207,18 +207,18 @@ def test_state_is_deterministic_json_and_excludes_private_attributes(tmp_path):
     assert sorted(fs) == ["long_context", "root"]  # _current_dir, _api_description are private
     assert sa["MathAPI"] == {}
     assert fs["root"] == {
-        "type": "directory",
+        "__py__": "Directory",
         "name": "alice",
         "contents": {
             "docs": {
-                "type": "directory",
+                "__py__": "Directory",
                 "name": "docs",
                 "contents": {
-                    "a.txt": {"type": "file", "name": "a.txt", "content": "hello world"},
-                    "b.txt": {"type": "file", "name": "b.txt", "content": "zeta\nalpha\n"},
+                    "a.txt": {"__py__": "File", "name": "a.txt", "content": "hello world"},
+                    "b.txt": {"__py__": "File", "name": "b.txt", "content": "zeta\nalpha\n"},
                 },
             },
-            "notes.md": {"type": "file", "name": "notes.md", "content": "# notes"},
+            "notes.md": {"__py__": "File", "name": "notes.md", "content": "# notes"},
         },
     }
     # cd only moves the private current directory: BFCL's state check does not see it.
@@ -226,7 +226,7 @@ def test_state_is_deterministic_json_and_excludes_private_attributes(tmp_path):
     assert a.state() == sb
     a.call("mkdir", {"dir_name": "new"})
     assert a.state() != sb
-    assert a.state()["GorillaFileSystem"]["root"]["contents"]["docs"]["contents"]["new"] == {"type": "directory", "name": "new", "contents": {}}
+    assert a.state()["GorillaFileSystem"]["root"]["contents"]["docs"]["contents"]["new"] == {"__py__": "Directory", "name": "new", "contents": {}}
     assert canonical_json(a.state()) == canonical_json(a.state())
     assert os.listdir(tmp_path) == []  # nothing is written to the workspace
 
@@ -238,12 +238,20 @@ def test_state_of_every_class_is_json_and_stable_across_runs():
         assert canonical_json(s1) == canonical_json(s2)
 
 
-def test_to_jsonable_conversions():
-    assert to_jsonable({2: "b", 1: "a"}) == {"1": "a", "2": "b"}
+def test_to_jsonable_keeps_types_and_round_trips_through_json():
+    from toolgym.env.tools.state_codec import decode, python_equal
+
+    # int keys stay ints: {2: ...} is not {"2": ...} (BFCL compares the live dicts).
+    assert to_jsonable({2: "b", 1: "a"}) == {"__py__": "dict", "items": [[1, "a"], [2, "b"]]}
     assert list(to_jsonable({"b": 1, "a": 2})) == ["a", "b"]
-    assert to_jsonable((1, (2, 3))) == [1, [2, 3]]
-    assert to_jsonable({3, 1, 2}) == [1, 2, 3]
-    assert to_jsonable(float("nan")) == "nan" and to_jsonable(float("-inf")) == "-inf"
+    assert to_jsonable((1, (2, 3))) == {"__py__": "tuple", "items": [1, {"__py__": "tuple", "items": [2, 3]}]}
+    assert to_jsonable({3, 1, 2}) == {"__py__": "set", "items": [1, 2, 3]}
+    assert to_jsonable(float("-inf")) == {"__py__": "float", "value": "-inf"}
+    # A real dict that happens to hold the tag key cannot pass for a tagged value.
+    assert decode(json.loads(canonical_json(to_jsonable({"__py__": "tuple", "items": [1]})))) == {"__py__": "tuple", "items": [1]}
+    for value in [{2: "b", 1.5: ("x", None)}, {(1, "a"): {True, 3}}, [float("inf"), b"\x00", frozenset({1})], {"__py__": 1}]:
+        image = json.loads(canonical_json(to_jsonable(value)))
+        assert decode(image) == value
 
     class Thing:
         def __init__(self):
@@ -252,7 +260,33 @@ def test_to_jsonable_conversions():
             self._hidden = object()
             self.me = self
 
-    assert to_jsonable(Thing()) == {"__class__": "Thing", "a": 1, "b": [1], "me": "<cycle Thing>"}
+    img = to_jsonable(Thing())
+    assert img["attrs"] == {"a": 1, "b": {"__py__": "set", "items": [1]}, "me": {"__py__": "cycle", "class": "Thing"}}
+    # No __eq__ of its own: BFCL compares it by identity, so a snapshot never equals another.
+    assert img["eq"] == "identity" and not python_equal(img, to_jsonable(Thing()))
+
+
+def test_state_equality_is_pythons():
+    from toolgym.env.tools.state_codec import python_equal
+
+    img = lambda v: json.loads(canonical_json(to_jsonable(v)))  # noqa: E731 - what crosses the sandbox
+    assert python_equal(img({2: "x"}), img({2.0: "x"}))  # 2 == 2.0, as dict keys too
+    assert python_equal(img([1, True]), img([1.0, 1]))
+    assert not python_equal(img({2: "x"}), img({"2": "x"}))  # "2" != 2
+    assert not python_equal(img((1, 2)), img([1, 2]))  # a tuple is not a list
+    assert python_equal(img({1, 2}), img(frozenset({2, 1})))
+    assert not python_equal(img(float("nan")), img(float("nan")))  # two nans are never equal
+    assert python_equal(img({"a": 1, "b": 2}), {"b": 2, "a": 1})
+
+
+def test_tweets_keep_their_int_ids_in_the_state():
+    from toolgym.env.tools.state_codec import decode
+
+    ts = BfclMultiTurnToolset({"involved_classes": ["TwitterAPI"], "initial_config": {"TwitterAPI": {"username": "u", "password": "p"}}}, "")
+    ts.call("authenticate_twitter", {"username": "u", "password": "p"})
+    ts.call("post_tweet", {"content": "hi"})
+    tweets = decode(json.loads(json.dumps(ts.state())))["TwitterAPI"]["tweets"]
+    assert all(type(k) is int for k in tweets) and any(t["content"] == "hi" for t in tweets.values())
 
 
 def test_arguments_and_initial_config_are_copied_not_shared():
@@ -263,7 +297,7 @@ def test_arguments_and_initial_config_are_copied_not_shared():
     tags = ["#one"]
     ts.call("post_tweet", {"content": "hi", "tags": tags})
     tags.append("#two")
-    posted = list(ts.state()["TwitterAPI"]["tweets"].values())
+    posted = [v for _, v in ts.state()["TwitterAPI"]["tweets"]["items"]]
     assert posted[-1]["tags"] == ["#one"]
     assert config == snapshot
 
