@@ -3,19 +3,25 @@
 One :class:`ToolExecutor` (one worker pool) is shared by every episode of a process; the
 pool is started lazily, on the first episode that needs executable tools, so scoring-only
 servers and single-turn suites never fork a worker. Ground-truth replays of stateful tasks
-also run in the sandbox (backend code is still code) and are cached per task: backends are
-deterministic.
+also run in the sandbox (backend code is still code) and are cached by the task's content (its
+toolset, ground truth and category, see :func:`~toolgym.env.tools.bfcl_backends.replay_cache_key`):
+backends are deterministic, and a task id alone says nothing about what an inline task holds.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from toolgym.env.parsers.pythonic import parse_python_calls
 from toolgym.env.reward.multi_turn import GroundTruthReplay
 from toolgym.env.sandbox import CallResult, SandboxConfig, WorkerPool
 from toolgym.env.types import Task
+
+
+#: Ground-truth replays kept per executor (least recently used go first).
+MAX_CACHED_REPLAYS = 4096
 
 
 class ToolSession:
@@ -40,7 +46,9 @@ class ToolExecutor:
         self._config = config
         self._pool: WorkerPool | None = None
         self._lock = threading.Lock()
-        self._replays: dict[str, GroundTruthReplay] = {}
+        # Bounded: every distinct inline task adds an entry, and clients choose how many they send.
+        self._replays: OrderedDict[str, GroundTruthReplay] = OrderedDict()
+        self._replays_lock = threading.Lock()  # server threads share the cache
 
     @property
     def pool(self) -> WorkerPool:
@@ -54,14 +62,20 @@ class ToolExecutor:
 
     def ground_truth(self, task: Task) -> GroundTruthReplay:
         """Execute the task's ground-truth calls turn by turn in a fresh sandbox session."""
-        cached = self._replays.get(task.id)
-        if cached is not None:
-            return cached
         from toolgym.env.episode import toolset_of
+        from toolgym.env.tools.bfcl_backends import replay_cache_key
 
         spec = toolset_of(task)
         if spec is None:
             raise ValueError(f"task {task.id!r} has no executable toolset to replay its ground truth on")
+        # Keyed by content, not id: an inline task reusing a suite id (or two users' inline
+        # tasks sharing one) must never change how another task is scored.
+        key = replay_cache_key(task, toolset=spec)
+        with self._replays_lock:
+            cached = self._replays.get(key)
+            if cached is not None:
+                self._replays.move_to_end(key)
+                return cached
         session = self.open(*spec)
         try:
             initial = session.state()
@@ -85,7 +99,10 @@ class ToolExecutor:
             initial_state=initial,
             long_context="long_context" in task.category,
         )
-        self._replays[task.id] = replay
+        with self._replays_lock:
+            self._replays[key] = replay
+            while len(self._replays) > MAX_CACHED_REPLAYS:
+                self._replays.popitem(last=False)
         return replay
 
     def stats(self) -> dict[str, Any]:

@@ -309,9 +309,24 @@ def _toolset_config(task: Any) -> dict[str, Any]:
     }
 
 
-def replay_cache_key(task: Any) -> str:
-    """A digest of everything :func:`replay_ground_truth` depends on (for caching replays)."""
-    payload = dict(_toolset_config(task), ground_truth=[list(t) for t in (_field(task, "ground_truth") or ())])
+def replay_cache_key(task: Any, toolset: tuple[str, Mapping[str, Any]] | None = None) -> str:
+    """A digest of everything a ground-truth replay depends on, never the task id alone.
+
+    ``toolset``: the ``(kind, config)`` the replay runs on (the env's
+    :func:`~toolgym.env.episode.toolset_of`); default: this module's toolset for the task's
+    ``involved_classes`` / ``initial_config`` / long-context flag. The ground truth (each turn's
+    call strings) and the category (which decides long-context loading) are hashed with it, so
+    two tasks share a replay exactly when replaying them must give the same result, whatever
+    their ids say.
+    """
+    kind, config = toolset if toolset is not None else ("bfcl_multi_turn", _toolset_config(task))
+    turns = _field(task, "ground_truth") or ()
+    payload = {
+        "toolset": [str(kind), _codec.encode(config)],
+        "ground_truth": [[c if isinstance(c, str) else repr(c) for c in (t if not isinstance(t, str) else [t])] for t in turns],
+        "category": str(_field(task, "category", "") or ""),
+        "long_context": _is_long_context(task),
+    }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
