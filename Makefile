@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean
+.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv
 
 $(VENV)/.core: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,18 @@ test-deps:
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "chromium missing and not root: the HTML screenshot test will be skipped"; fi; }
 
-test: setup-dev test-deps check-protos
+# BFCL's own multi-turn checker, the reference of the multi-turn parity test and bench. Its wheel
+# pins clash with ours: a venv of its own, cached by version, with only what the checker imports
+# (stdlib + bfcl_eval; its math backend needs mpmath).
+BFCL_VENV := .cache/venvs/bfcl-2026.3.23
+$(BFCL_VENV)/.ok:
+	$(PYTHON) -m venv $(BFCL_VENV)
+	$(BFCL_VENV)/bin/python -m pip --disable-pip-version-check -q install --no-deps bfcl-eval==2026.3.23 mpmath==1.3.0
+	touch $@
+
+bfcl-venv: $(BFCL_VENV)/.ok
+
+test: setup-dev test-deps check-protos bfcl-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 protos: setup-dev
@@ -59,7 +70,7 @@ check-protos: setup-dev
 	  diff -r -x __pycache__ protos "$$tmp/protos" >/dev/null || { echo "protos/: generated code is stale — run 'make protos' and commit"; rm -rf "$$tmp"; exit 1; }; \
 	  rm -rf "$$tmp"; echo "protos: generated code up to date"
 
-bench: setup-dev
+bench: setup-dev bfcl-venv
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
