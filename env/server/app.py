@@ -73,6 +73,11 @@ class ServerConfig:
     max_streams: int = field(default=0, metadata={"help": "Streaming calls open at once, server-wide (0 = max_workers/2, so unary calls always keep threads)."})
     keepalive_s: float = field(default=30.0, metadata={"help": "Ping idle connections this often; a peer that does not answer within --keepalive-timeout-s is dropped (half-open streams end)."})
     keepalive_timeout_s: float = field(default=10.0, metadata={"help": "Seconds to wait for a keepalive ping's answer."})
+    # -- durable sessions (toolgym.env.sessions)
+    session_store: str = field(default="memory", metadata={"help": "Where sessions and rollouts live: 'memory' (this process), 'sqlite:///PATH.db' (survives restarts and kill -9; one server per file) or 'redis://HOST:PORT/DB' (shared: any replica serves any session)."})
+    session_lease_s: float = field(default=10.0, metadata={"help": "With a shared store, how long one step holds its session's lease (and how long another replica's step waits for it)."})
+    rollout_max_count: int = field(default=100_000, metadata={"help": "Rollout table retention: keep the newest this many finished episodes (0 = no cap)."})
+    rollout_max_age_s: float = field(default=0.0, metadata={"help": "Rollout table retention: drop finished episodes older than this many seconds (0 = keep)."})
     # -- scale-out and observability
     replica_id: str = field(default="", metadata={"help": "Name of this replica; session ids become '<replica>.<hex>' so clients pin Steps to it."})
     advertise_address: str = field(default="", metadata={"help": "HOST:PORT clients reach this replica at (default: the bound address)."})

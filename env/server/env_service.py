@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
-import math
 import threading
 from concurrent import futures
 from typing import Any, Iterator
 
 import grpc
 
-from toolgym.env.episode import Episode, EpisodeOptions, StepOutcome, select_task, select_template
+from toolgym.env.episode import Episode, EpisodeOptions, select_task, select_template
 from toolgym.env.executor import ToolExecutor
 from toolgym.env.parsers import TEMPLATES
-from toolgym.env.server.convert import finite_score, json_text, reward_config_from_proto, score_to_proto
+from toolgym.env.reward.config import RewardConfig
+from toolgym.env.server.convert import json_text, reward_config_from_proto, score_to_proto
 from toolgym.env.types import utf8_safe
-from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors
+from toolgym.env.server.errors import (RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors,
+                                       unavailable)
 from toolgym.env.server.resolve import resolve_task
 from toolgym.env.server.security import current_client
-from toolgym.env.sessions.manager import SessionLimitError, SessionNotFound, SessionStore, step_session
+from toolgym.env.sessions import errors as session_errors
+from toolgym.env.sessions.manager import SessionLimits, SessionManager
+from toolgym.env.sessions.records import SessionSpec
+from toolgym.env.sessions.replies import score_from_dict
+from toolgym.env.sessions.store import open_store
 from toolgym.env.tasks.suite import Suite
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2
 
@@ -30,6 +37,31 @@ def _json(d: dict[str, Any]) -> str:
     return json_text(d)
 
 
+@contextlib.contextmanager
+def _session_errors() -> Iterator[None]:
+    """The session layer's error types as gRPC statuses (the HTTP gateway maps the same types)."""
+    try:
+        yield
+    except session_errors.SessionNotFound as e:
+        raise not_found(e.args[0]) from None
+    except session_errors.SessionLimitError as e:
+        raise exhausted(str(e)) from None
+    except (session_errors.StepIndexError, session_errors.EpisodeOver) as e:
+        raise precondition(str(e)) from None
+    except session_errors.StoreUnavailable as e:  # SessionBusy too: retrying the same step_index is safe
+        raise unavailable(str(e)) from None
+    except session_errors.RestoreMismatch as e:
+        raise RequestError(grpc.StatusCode.DATA_LOSS, str(e)) from None
+
+
+def _step_response(reply: dict[str, Any]) -> env_pb2.StepResponse:
+    resp = env_pb2.StepResponse(observation=reply["observation"], reward=reply["reward"], terminated=reply["terminated"],
+                                truncated=reply["truncated"], info_json=_json(reply["info"]), step_index=reply["step_index"])
+    if reply.get("score") is not None:
+        resp.score.CopyFrom(score_to_proto(score_from_dict(reply["score"])))
+    return resp
+
+
 class EnvServicer(env_pb2_grpc.EnvServiceServicer):
     def __init__(self, suite: Suite, cfg: Any, executor: ToolExecutor | None = None):
         self._suite = suite
@@ -37,21 +69,34 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         self._executor = executor or ToolExecutor()
         self._replica = str(getattr(cfg, "replica_id", "") or "")
         self.advertise_address = str(getattr(cfg, "advertise_address", "") or "")  # set by the app once bound
-        self._sessions = SessionStore(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s,
-                                      max_per_owner=int(getattr(cfg, "max_sessions_per_client", 0) or 0), id_prefix=self._replica)
+        limits = SessionLimits(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s,
+                               max_per_owner=int(getattr(cfg, "max_sessions_per_client", 0) or 0),
+                               lease_s=float(getattr(cfg, "session_lease_s", 10.0)), lease_wait_s=float(getattr(cfg, "session_lease_s", 10.0)),
+                               rollout_max_count=int(getattr(cfg, "rollout_max_count", 0) or 0),
+                               rollout_max_age_s=float(getattr(cfg, "rollout_max_age_s", 0.0) or 0.0))
+        store = open_store(str(getattr(cfg, "session_store", "") or "memory"))  # StoreConfigError: one line, exit 2
+        self._sessions = SessionManager(store, self._episode_for, limits, id_prefix=self._replica)
         # The stream multiplexer runs sessions' steps concurrently on its own pool.
         self._stream_pool = futures.ThreadPoolExecutor(max_workers=max(4, cfg.max_workers), thread_name_prefix="toolgym-stream")
 
     @property
-    def sessions(self) -> SessionStore:
+    def sessions(self) -> SessionManager:
         return self._sessions
+
+    def _episode_for(self, spec: SessionSpec) -> Episode:
+        """A fresh episode for a stored spec (a new session, or a restore replaying its log)."""
+        task = resolve_task(self._suite, spec.task_id, spec.task_json)
+        opts = EpisodeOptions(**{**spec.options, "categories": tuple(spec.options.get("categories") or ())})
+        return Episode(task, spec.template, opts, RewardConfig.from_dict(spec.reward), self._executor,
+                       gt_replay=self._executor.ground_truth)
 
     # ------------------------------------------------------------------ core operations
     def stats(self) -> dict[str, Any]:
         """Session and sandbox accounting (the server's --stats-file and the soak bench read it)."""
         st = self._sessions
         return {"sessions_open": len(st), "sessions_created": st.created, "sessions_closed": st.closed,
-                "sessions_expired": st.expired, "sandbox": self._executor.stats()}
+                "sessions_expired": st.expired, "sessions_restored": st.restored, "sessions_live": st.live,
+                "session_store": st.store.url, "sandbox": self._executor.stats()}
 
     def do_reset(self, req: env_pb2.ResetRequest, owner: str = "") -> env_pb2.ResetResponse:
         if req.template and req.template not in TEMPLATES:
@@ -88,63 +133,28 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
                 raise not_found(f"no task in categories {list(req.categories)}; known categories: {sorted(self._suite.categories())}")
             task = select_task(list(pool), seed if seed is not None else 0)
         template = select_template(seed if seed is not None else 0, opts.template, opts.randomize_template, self._cfg.default_template)
-        holder: dict[str, Any] = {}
-
-        def factory() -> Episode:
-            ep = Episode(task, template, opts, reward, self._executor, gt_replay=self._executor.ground_truth)
-            holder["start"] = ep.start()
-            return ep
-
-        try:
-            session = self._sessions.create(factory, owner=owner)
-        except SessionLimitError as e:
-            raise exhausted(str(e)) from None
-        obs, info = holder["start"]
+        spec = SessionSpec(task_id=task.id, template=template, options=dataclasses.asdict(opts), reward=reward.to_dict(),
+                           task_json=req.task_json, category=task.category)
+        with _session_errors():
+            session = self._sessions.create(spec, owner=owner)
+        obs, info = session.observation, session.info
         if self._replica:
             # Where this session lives: clients pin its Steps to this address (see ServerConfig.replica_id).
             info = {**info, "replica": {"id": self._replica, "address": self.advertise_address}}
-        return env_pb2.ResetResponse(session_id=session.id, observation=utf8_safe(obs), info_json=_json(info))
+        return env_pb2.ResetResponse(session_id=session.session_id, observation=utf8_safe(obs), info_json=_json(info))
 
     def do_step(self, req: env_pb2.StepRequest) -> env_pb2.StepResponse:
         if len(req.action) > self._cfg.max_output_chars:
             raise exhausted(f"action is {len(req.action)} characters; at most {self._cfg.max_output_chars} are accepted")
-        try:
-            session = self._sessions.get(req.session_id)
-        except SessionNotFound as e:
-            raise not_found(e.args[0]) from None
-
-        def to_response(out: StepOutcome, index: int) -> env_pb2.StepResponse:
-            reward, info = out.reward, out.info
-            if out.score is not None:
-                safe = finite_score(out.score)
-                if safe is not out.score:  # never NaN/inf on the wire: the terminal step says valid=false instead
-                    reward = safe.total
-                    info = {**info, "total": safe.total, "components": dict(safe.components), "penalties": dict(safe.penalties),
-                            "valid": False, "feedback": safe.feedback}
-            elif not math.isfinite(reward):
-                reward, info = 0.0, {**info, "valid": False, "feedback": f"non-finite shaping reward {out.reward!r} replaced by 0"}
-            resp = env_pb2.StepResponse(observation=utf8_safe(out.observation), reward=reward, terminated=out.terminated,
-                                        truncated=out.truncated, info_json=_json(info), step_index=index)
-            if out.score is not None:
-                resp.score.CopyFrom(score_to_proto(out.score))
-            return resp
-
-        def run(ep: Episode, action: str) -> StepOutcome:
-            if ep.done:
-                raise precondition("the episode is over (terminated or truncated); call Reset to start a new one")
-            return ep.step(action)
-
-        try:
-            return step_session(session, req.action, req.step_index if req.HasField("step_index") else -1, run, to_response)
-        except SessionNotFound as e:
-            raise not_found(e.args[0]) from None
-        except IndexError as e:
-            raise precondition(str(e)) from None
+        with _session_errors():
+            return _step_response(self._sessions.step(req.session_id, req.action, req.step_index if req.HasField("step_index") else -1))
 
     def do_close(self, req: env_pb2.CloseRequest) -> env_pb2.CloseResponse:
         if not req.session_id:
             raise invalid("session_id is empty; pass the id returned by Reset")
-        if not self._sessions.close(req.session_id):
+        with _session_errors():
+            closed = self._sessions.close(req.session_id)
+        if not closed:
             raise not_found(f"no open session {req.session_id!r} (already closed or expired)")
         return env_pb2.CloseResponse(closed=True)
 
