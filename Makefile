@@ -34,8 +34,11 @@ setup: $(VENV)/.core
 
 setup-dev: $(VENV)/.dev
 
+# Sessions and rollouts persist in SQLite: a restart picks up every open episode where it stopped.
+SESSION_STORE ?= sqlite:///.toolgym/sessions.db
 serve: setup
-	$(VENV)/bin/toolgym serve $(SERVE_ARGS)
+	@mkdir -p .toolgym
+	$(VENV)/bin/toolgym serve --session-store $(SESSION_STORE) $(SERVE_ARGS)
 
 # SFT then GRPO on a tiny offline model against a server it starts (CPU, < 10 minutes).
 train-demo: setup
@@ -46,6 +49,10 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 	  else echo "chromium missing and not root: the HTML screenshot test will be skipped"; fi; }
+	@# Debian's redis-server: the session-store tests start their own on a loopback port.
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); \
+	  else echo "redis-server missing and not root: the redis session-store tests will be skipped"; fi; }
 
 # BFCL's own multi-turn checker, the reference of the multi-turn parity test and bench. Its wheel
 # pins clash with ours: a venv of its own, cached by version, with only what the checker imports
