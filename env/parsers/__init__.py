@@ -12,7 +12,9 @@ Templates (see each module for the exact format; "one" = one call per output):
 
 :func:`parse` never raises for model text: problems come back as
 :class:`~toolgym.env.types.ParseIssue` values in ``ParsedAction.issues``. Every template
-accepts a leading ``<think>...</think>`` block (reasoning models) as the thought.
+accepts a leading ``<think>...</think>`` block (reasoning models) as the thought; a
+``<think>`` tag anywhere else makes the output a format error (``misplaced_think``) and none
+of its calls run (renderers escape ``<think>`` inside arguments so rendered calls never hold one).
 
 Final answers: ``openai``/``hermes``/``modelscope``/``pythonic`` treat text with no call
 structure as the final answer; ``react`` uses ``Final Answer:``, ``toolllama`` ``Action:
@@ -30,8 +32,9 @@ import re
 from collections.abc import Sequence
 
 from toolgym.env.parsers import autogpt, hermes, modelscope, openai, pythonic, react
-from toolgym.env.parsers._common import THINK_CLOSE, THINK_OPEN, Collector
+from toolgym.env.parsers._common import THINK_CLOSE, THINK_OPEN, Collector, param_order
 from toolgym.env.parsers.pythonic import parse_python_calls, parse_python_calls_lenient
+from toolgym.env.textsafe import screen_action
 from toolgym.env.types import ParsedAction, ParseIssue, ToolCall, ToolParseError, ToolSpec
 
 __all__ = [
@@ -170,20 +173,46 @@ def _coerce(text: object) -> str:
     return "" if text is None else str(text)
 
 
-def parse(text: str, template: str | None = None) -> ParsedAction:
+def parse(text: str, template: str | None = None, tools: Sequence[ToolSpec] | None = None) -> ParsedAction:
     """Parse one model output under ``template`` (detected when ``None``). Never raises for
-    model text; an unknown template name raises ``ValueError`` (a caller bug)."""
+    model text; an unknown template name raises ``ValueError`` (a caller bug).
+
+    ``tools``: the tools offered to the model, in the task's order. The ``pythonic`` template
+    names positional arguments by each tool's declared parameter order (``sort('a.pdf')`` →
+    ``{"file_name": "a.pdf"}``); without ``tools`` a positional argument is an issue.
+
+    The result is always safe to encode (see :mod:`toolgym.env.textsafe`): text with a lone
+    surrogate is an ``invalid_text`` issue with no calls, and a call whose decoded name or
+    arguments hold one is dropped with that issue.
+    """
     if template is not None:
         _check_template(template)
     text = _coerce(text)
+    params = param_order(tools) if tools is not None else None
     try:
-        return _parse(text, template)
+        parsed = _parse(text, template, params)
     except Exception as e:  # pragma: no cover - last-resort guard; tests assert it never fires
         t = template or "plain"
-        return ParsedAction(t, issues=(ParseIssue(t, "internal_error", f"parser failed: {type(e).__name__}: {e}", fragment=text),))
+        parsed = ParsedAction(t, issues=(ParseIssue(t, "internal_error", f"parser failed: {type(e).__name__}: {e}", fragment=text),))
+    return screen_action(parsed, text)
 
 
-def _parse(text: str, template: str | None) -> ParsedAction:
+def _misplaced_think(text: str, template: str, start: int, thought: str | None) -> ParsedAction | None:
+    """The ``<think>`` rule: reasoning is one block at the very start of the output. A
+    ``<think>`` tag anywhere after that (``start`` = end of the leading block, if any) makes
+    the whole output a format error with no calls and no answer: text inside reasoning is
+    never acted on, and there is no telling which part of the output is reasoning."""
+    k = text.find(THINK_OPEN, start)
+    if k < 0:
+        return None
+    col = Collector(template, text)
+    col.thought(thought)
+    col.add("misplaced_think", f"expected reasoning in one {THINK_OPEN}...{THINK_CLOSE} block at the very start of the output, "
+            f"got {THINK_OPEN} at character {k}; none of this output's calls were run", k, text[k:k + 200])
+    return ParsedAction(template, thought=col.joined_thought(), issues=col.final_issues())
+
+
+def _parse(text: str, template: str | None, params=None) -> ParsedAction:
     work = text
     think: str | None = None
     s = text.lstrip()
@@ -200,19 +229,26 @@ def _parse(text: str, template: str | None) -> ParsedAction:
         think = text[b:j]
         e = j + len(THINK_CLOSE)
         work = " " * e + text[e:]
+    else:
+        e = 0
     if template is None:
         template = detect_template(work if think is None else text[e:])
         if template is None:
             th = think.strip() if think else None
-            return ParsedAction("plain", thought=th or None, final_answer=work.strip())
-    col = Collector(template, text)
+            misplaced = _misplaced_think(text, "plain", e, th) if THINK_OPEN in work else None
+            return misplaced or ParsedAction("plain", thought=th or None, final_answer=work.strip())
+    if THINK_OPEN in work:
+        misplaced = _misplaced_think(text, template, e, think)
+        if misplaced is not None:
+            return misplaced
+    col = Collector(template, text, params)
     col.thought(think)
     return _PARSERS[template](work, col)
 
 
-def parse_strict(text: str, template: str | None = None) -> ParsedAction:
+def parse_strict(text: str, template: str | None = None, tools: Sequence[ToolSpec] | None = None) -> ParsedAction:
     """Like :func:`parse`, but raise :class:`ToolParseError` when there is any issue."""
-    pa = parse(text, template)
+    pa = parse(text, template, tools)
     if pa.issues:
         raise ToolParseError(list(pa.issues))
     return pa

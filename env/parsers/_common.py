@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from toolgym.env.types import ParseIssue, ToolCall
+from toolgym.env.types import ParseIssue, ToolCall, ToolSpec
 
 #: JSON nesting deeper than this is reported as ``too_deep`` instead of returned.
 MAX_JSON_DEPTH = 128
@@ -64,14 +65,36 @@ def make_issue(template: str, kind: str, message: str, text: str, offset: int = 
     return ParseIssue(template=template, kind=kind, message=message, offset=offset, line=line, column=col, fragment=fragment)
 
 
+ParamOrder = Mapping[str, tuple[str, ...]]
+"""Tool name → its parameters in declared order (see :func:`param_order`)."""
+
+
+def param_order(tools: Iterable[ToolSpec]) -> dict[str, tuple[str, ...]]:
+    """Each tool's parameter names in the order its schema declares them.
+
+    The order is the schema's ``properties`` order as loaded (BFCL's docs list parameters in
+    signature order, and JSON objects keep their order through every loader); it is never
+    sorted. A tool listed twice keeps its first spec.
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for t in tools:
+        if t.name not in out:
+            props = (t.parameters or {}).get("properties") or {}
+            out[t.name] = tuple(props) if isinstance(props, dict) else ()
+    return out
+
+
 class Collector:
     """Accumulates calls, thoughts and (capped) issues while one output is parsed."""
 
-    __slots__ = ("template", "text", "calls", "issues", "dropped", "thoughts")
+    __slots__ = ("template", "text", "calls", "issues", "dropped", "thoughts", "params")
 
-    def __init__(self, template: str, text: str):
+    def __init__(self, template: str, text: str, params: ParamOrder | None = None):
         self.template = template
         self.text = text
+        #: Declared parameter order per tool name, for positional calls (pythonic); None when
+        #: the caller gave no tool specs.
+        self.params = params
         self.calls: list[ToolCall] = []
         self.issues: list[ParseIssue] = []
         self.dropped = 0
@@ -191,8 +214,12 @@ def loads(s: str) -> tuple[Any, str | None, str, int]:
 
 
 def dumps(value: Any) -> str:
-    """JSON used by every renderer: unicode kept, NaN/inf refused (they are not JSON)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    """JSON used by every renderer: unicode kept, NaN/inf refused (they are not JSON).
+
+    ``<think>`` inside a string is written ``\\u003cthink>`` (a legal JSON escape): a ``<think>``
+    tag anywhere but the start makes an output a format error, so rendered text must not hold one.
+    """
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace(THINK_OPEN, "\\u003cthink>")
 
 
 def type_name(value: Any) -> str:

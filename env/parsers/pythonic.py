@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, dumps, strip_fence
+from toolgym.env.parsers._common import GIVE_UP_CLOSE, GIVE_UP_OPEN, Collector, dumps, param_order, strip_fence
 from toolgym.env.parsers.hermes import take_give_up, think_prefix
 from toolgym.env.types import ParsedAction, ParseIssue, ToolCall, ToolParseError, ToolSpec
 
@@ -145,25 +145,40 @@ def _call_nodes(tree: ast.Module) -> tuple[list[ast.AST], list[ast.AST]]:
 
 
 def parse_python_calls_lenient(
-    text: str, *, allow_positional: bool = False, template: str = TEMPLATE, base_offset: int = 0, full_text: str | None = None
+    text: str, *, allow_positional: bool = False, template: str = TEMPLATE, base_offset: int = 0, full_text: str | None = None,
+    tools: Sequence[ToolSpec] | None = None,
 ) -> tuple[list[ToolCall], list[ParseIssue]]:
     """Parse pythonic calls, keeping the good ones and reporting the rest.
 
     ``base_offset``/``full_text`` let a caller that sliced ``text`` out of a larger output
-    report issue positions relative to that output. Never raises for model text.
+    report issue positions relative to that output. ``tools``: positional arguments of a call
+    to one of these tools are named by its declared parameter order (see :func:`parse_into`).
+    Never raises for model text.
     """
-    col = Collector(template, text if full_text is None else full_text)
+    col = Collector(template, text if full_text is None else full_text, param_order(tools) if tools is not None else None)
     parse_into(col, text, base_offset, allow_positional=allow_positional)
     return col.calls, list(col.final_issues())
 
 
 def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positional: bool = False) -> None:
-    """Parse pythonic calls in ``text`` (found at ``base_offset`` of ``col.text``) into ``col``."""
+    """Parse pythonic calls in ``text`` (found at ``base_offset`` of ``col.text``) into ``col``.
+
+    Positional arguments: with ``col.params`` (tool specs given), a call to a known tool maps
+    them to its parameters in declared order; too many, or one also given as a keyword, is an
+    issue naming the parameter. A call to a name without a spec keeps them as ``"__arg0"``...
+    (its backend binds them by signature). Without ``col.params`` they are an issue unless
+    ``allow_positional`` (then ``"__argN"`` too).
+    """
 
     def add(kind: str, message: str, off: int, fragment: str) -> None:
         col.add(kind, message, off + base_offset if off >= 0 else -1, fragment)
 
     src, shift = strip_fence(text)
+    lead = len(src) - len(src.lstrip())
+    if lead:
+        # Python refuses an indented first statement; blanks before the calls (a blanked-out
+        # leading <think> block, a space) are not the model's syntax error.
+        src, shift = src[lead:], shift + lead
     if len(src) > MAX_PY_SOURCE:
         add("too_long", f"expected at most {MAX_PY_SOURCE} characters of call syntax, got {len(src)}", shift, text)
         return
@@ -208,14 +223,31 @@ def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positio
             continue
         args: dict[str, Any] = {}
         ok = True
+        # Positional arguments take the tool's declared parameter names, in order (BFCL's own
+        # ground truth writes sort('final_report.pdf')). Without specs for the name they stay
+        # "__arg0", "__arg1"... (only when the caller allows it): the backend binds them by
+        # its signature, as BFCL's executor does.
+        order = col.params.get(name) if col.params is not None else None
+        positional_names: dict[str, int] = {}
         for i, a in enumerate(node.args):
             a_off, a_seg = lines.segment(a)
-            if not allow_positional or isinstance(a, ast.Starred):
+            if isinstance(a, ast.Starred) or (order is None and not (allow_positional or col.params is not None)):
                 add("positional_arg", f"expected keyword arguments only (name=value) in call to {name}, got positional argument {a_seg!r}", a_off + shift, raw)
                 ok = False
                 continue
+            if order is not None:
+                if i >= len(order):
+                    declared = ", ".join(order) or "no parameters"
+                    add("positional_arg", f"too many positional arguments in call to {name}: it takes {len(order)} ({declared}), "
+                        f"got {len(node.args)}; argument {i + 1} is {a_seg!r}", a_off + shift, raw)
+                    ok = False
+                    continue
+                key = order[i]
+                positional_names[key] = a_off
+            else:
+                key = f"__arg{i}"
             try:
-                args[f"__arg{i}"] = _to_json(_literal_eval(a))
+                args[key] = _to_json(_literal_eval(a))
             except _NotJSON as e:
                 add("wrong_type", f"argument {i} of {name}: expected a JSON-compatible literal, got {e.what}", a_off + shift, raw)
                 ok = False
@@ -223,6 +255,12 @@ def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positio
                 add("non_literal", f"argument {i} of {name}: expected a literal value (string, number, bool, None, list, dict), got {a_seg!r}", a_off + shift, raw)
                 ok = False
         for kw in node.keywords:
+            if kw.arg is not None and kw.arg in positional_names:
+                v_off, _ = lines.segment(kw)
+                add("duplicate_arg", f"parameter {kw.arg!r} of {name} is given twice: positionally (argument "
+                    f"{order.index(kw.arg) + 1}) and as {kw.arg}=...; pass it once", v_off + shift, raw)
+                ok = False
+                continue
             v = kw.value
             if kw.arg is None:
                 v_off, v_seg = lines.segment(v)
@@ -246,14 +284,15 @@ def parse_into(col: Collector, text: str, base_offset: int = 0, *, allow_positio
             col.calls.append(ToolCall(name=name, arguments=args, raw=raw))
 
 
-def parse_python_calls(text: str, *, allow_positional: bool = False) -> list[ToolCall]:
+def parse_python_calls(text: str, *, allow_positional: bool = False, tools: Sequence[ToolSpec] | None = None) -> list[ToolCall]:
     """Parse BFCL-style pythonic calls into :class:`ToolCall` values.
 
     Raises :class:`ToolParseError` (with line/column issues) on any syntax error, positional
     argument (unless ``allow_positional``: then stored as ``"__arg0"``, ``"__arg1"``, ...),
     non-literal value, or top-level expression that is not a call. Empty text → ``[]``.
+    With ``tools``, positional arguments of calls to those tools are named in declared order.
     """
-    calls, issues = parse_python_calls_lenient(text, allow_positional=allow_positional)
+    calls, issues = parse_python_calls_lenient(text, allow_positional=allow_positional, tools=tools)
     if issues:
         raise ToolParseError(issues)
     return calls
@@ -273,7 +312,10 @@ def is_dotted_name(name: str) -> bool:
 
 
 def _repr_value(value: Any) -> str:
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        # "<think>" anywhere but the start is a format error; \x3c keeps the literal's value.
+        return repr(value).replace("<think>", "\\x3cthink>")
+    if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -144,9 +144,12 @@ def test_surrogates_and_nul_bytes_in_arguments(template):
     assert not any(i.kind == "internal_error" for i in pa.issues)
 
 
-def test_json_escaped_surrogates_decode():
+def test_json_escaped_surrogates_are_a_format_error():
+    # A lone surrogate cannot be encoded anywhere downstream (protobuf, the sandbox): the call
+    # is dropped with an invalid_text issue instead of being run (issue 11).
     pa = parse('<tool_call>{"name": "f", "arguments": {"s": "\\ud800"}}</tool_call>', "hermes")
-    assert pa.calls[0].arguments == {"s": "\ud800"}
+    assert pa.calls == () and [i.kind for i in pa.issues] == ["invalid_text"]
+    assert "argument s" in pa.issues[0].message
 
 
 def test_nan_and_infinity_are_not_json():
