@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolgym.env.tools.state_codec import decode
+from toolgym.env.tools.state_codec import StateImage, decode
 from toolgym.env.types import ToolCall
 
 __all__ = [
@@ -173,6 +173,8 @@ def _diff(model: Any, truth: Any, path: str, out: list[str]) -> None:
                 out.append(f"{sub}: unexpected {_short(model[key])}")
                 if len(out) >= _MAX_LISTED:
                     return
+    elif isinstance(model, StateImage) and isinstance(truth, StateImage) and model.kind == truth.kind:
+        _diff(model.fields, truth.fields, path, out)  # a File / Directory: walk what its __eq__ compares
     elif isinstance(model, (list, tuple)) and type(model) is type(truth) and len(model) == len(truth):
         for i, (m, t) in enumerate(zip(model, truth)):
             _diff(m, t, f"{path}[{i}]", out)

@@ -31,7 +31,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["TAG", "canonical_json", "decode", "encode", "python_equal"]
+__all__ = ["TAG", "StateImage", "canonical_json", "decode", "encode", "python_equal"]
 
 #: The key that marks a non-JSON value. A real ``str``-keyed dict holding this key is itself
 #: encoded as a tagged ``dict``, so nothing a backend stores can be mistaken for a tag.
@@ -101,7 +101,7 @@ def encode(value: Any, _seen: frozenset[int] = frozenset()) -> Any:
             "attrs": public, "repr": repr(value)[:200] if not public else ""}
 
 
-class _Image:
+class StateImage:
     """A decoded ``File`` / ``Directory`` / object: equal as the original class defines it."""
 
     __slots__ = ("kind", "fields")
@@ -114,7 +114,7 @@ class _Image:
     def __eq__(self, other: object) -> bool:
         if self.kind == "identity":
             return self is other
-        return isinstance(other, _Image) and other.kind == self.kind and other.fields == self.fields
+        return isinstance(other, StateImage) and other.kind == self.kind and other.fields == self.fields
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.fields.items())
@@ -164,7 +164,7 @@ def decode(value: Any) -> Any:
         try:
             return set(members) if kind == "set" else frozenset(members)
         except TypeError:  # unhashable members cannot come from a real set; keep them comparable
-            return _Image(kind, {"items": sorted(map(repr, members))})
+            return StateImage(kind, {"items": sorted(map(repr, members))})
     if kind == "dict":
         return {_hashable(decode(k), k): decode(v) for k, v in items or ()}
     if kind == "float":
@@ -178,13 +178,13 @@ def decode(value: Any) -> Any:
     if kind == "bytes":
         return bytes.fromhex(value["hex"])
     if kind == "File":
-        return _Image("File", {"name": decode(value.get("name")), "content": decode(value.get("content"))})
+        return StateImage("File", {"name": decode(value.get("name")), "content": decode(value.get("content"))})
     if kind == "Directory":
-        return _Image("Directory", {"name": decode(value.get("name")), "contents": decode(value.get("contents"))})
+        return StateImage("Directory", {"name": decode(value.get("name")), "contents": decode(value.get("contents"))})
     if kind == "object":
         eq = "identity" if value.get("eq") == "identity" else str(value.get("class"))
-        return _Image(eq, {"attrs": decode(value.get("attrs") or {})})
-    return _Image("identity", {"value": kind})  # cycle marker or an unknown tag: equal to nothing
+        return StateImage(eq, {"attrs": decode(value.get("attrs") or {})})
+    return StateImage("identity", {"value": kind})  # cycle marker or an unknown tag: equal to nothing
 
 
 def python_equal(a: Any, b: Any) -> bool:
