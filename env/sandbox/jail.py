@@ -2,7 +2,9 @@
 
 Layout of one code call (all of it already inside the worker's bubblewrap sandbox)::
 
-    worker W ──pipe──▶ zygote Z          (forked from W at start, before any session existed)
+    worker W ──socket──▶ session process S   (forked per session from W's clean code zygote,
+                                               :mod:`toolgym.env.sandbox.zygote`; holds only
+                                               its own session: the workspace path)
                           └─fork─▶ C     unshare(user, mount, pid, ipc); user.max_user_namespaces=0;
                                          into the read-only root template (system binds, /dev) bind
                                          the session's workspace on /workspace, fresh /tmp; chroot
@@ -12,9 +14,9 @@ Layout of one code call (all of it already inside the worker's bubblewrap sandbo
 
 Why each piece:
 
-- **Z** holds no session data, so model code forked from it cannot read other sessions'
-  backend state out of its own memory, and the interpreter state is fresh on every call
-  (Python start-up is ~20 ms; a fork is ~1 ms).
+- **S** is forked from a zygote that never held session data, so model code forked from it
+  cannot read other sessions' state out of its own memory, and the interpreter state is fresh
+  on every call (Python start-up is ~20 ms; a fork is ~1 ms).
 - **pid namespace**: the code cannot see or signal the worker, the zygote or the server;
   when G exits or is killed, the kernel kills everything left in its namespace, so nothing
   outlives the call (background processes, fork bombs).
@@ -23,12 +25,12 @@ Why each piece:
   it, not even listed in mountinfo; it cannot create further user namespaces.
 - **rlimits**: CPU, address space, open files, processes (RLIMIT_NPROC, counted inside the
   call's own user namespace), file size.
-- Z enforces wall time (kills G, hence the whole namespace) and output size.
+- S enforces wall time (kills G, hence the whole namespace), output size, and the resident
+  memory of the call's whole process tree (``tree_memory_bytes``, sampled every few ms by
+  :mod:`toolgym.env.sandbox.memwatch`: per-process rlimits do not bound a tree).
 
-This module holds Z (the zygote) and the supervision of one call; building the jail's root
-and the processes C and G live in :mod:`toolgym.env.sandbox.confine`. The names other code
-uses from either (:data:`WORKSPACE_ROOT`, :data:`JAIL_ROOT`, :func:`build_template`,
-:func:`start_zygote`, :func:`zygote`) are importable from here.
+This module supervises one call (:func:`run_jailed`, :func:`run_code`); building the jail's
+root and the processes C and G live in :mod:`toolgym.env.sandbox.confine`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import time
 from typing import Any
 
 from toolgym.env.sandbox import lockdown as lk
-from toolgym.env.sandbox import protocol
+from toolgym.env.sandbox import memwatch
 from toolgym.env.sandbox.confine import (
     JAIL_ENV,
     JAIL_ROOT,
@@ -58,16 +60,18 @@ __all__ = [
     "PRELOAD",
     "WORKSPACE_MOUNT",
     "WORKSPACE_ROOT",
-    "Zygote",
     "build_template",
+    "configure",
+    "run_code",
     "run_jailed",
-    "start_zygote",
-    "zygote",
 ]
 
 # Modules imported once in the zygote so calls that use them pay nothing.
 # (Each module makes every fork a little slower: ~0.4 ms for a dozen; keep this list short.)
 PRELOAD = ("ast", "linecache", "traceback", "json", "re", "math", "collections", "itertools", "functools")
+
+#: Seconds between two samples of a running call's tree memory (see memwatch).
+MEMORY_SAMPLE_S = 0.004
 
 
 # --------------------------------------------------------------------------- one call (in Z)
@@ -139,18 +143,27 @@ def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> 
     out = bytearray()
     seen = 0
     res = bytearray()
-    timed_out = flooded = False
+    timed_out = flooded = over_memory = False
     open_fds = {out_r, res_r, ctl_r}
+    tree_cap = int(lim.get("tree_memory_bytes") or 0)
+    peak = 0
 
     def pump(until: float) -> bool:
         """Read until G is reaped and its pipes are closed; False on deadline."""
-        nonlocal seen, flooded
+        nonlocal seen, flooded, over_memory, peak
         while ctl.status is None or out_r in open_fds or res_r in open_fds:
             if not open_fds:
                 return True  # C died without reporting (setup failure)
             left = until - time.monotonic()
             if left <= 0:
                 return False
+            if tree_cap and ctl.status is None:
+                used = memwatch.tree_rss(cpid)
+                peak = max(peak, used)
+                if used > tree_cap:
+                    over_memory = True
+                    return False
+                left = min(left, MEMORY_SAMPLE_S)
             r, _, _ = select.select(list(open_fds), [], [], left)
             for fd in r:
                 chunk = os.read(fd, 65536)
@@ -172,7 +185,7 @@ def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> 
 
     try:
         if not pump(deadline):
-            timed_out = not flooded
+            timed_out = not (flooded or over_memory)
             if ctl.gpid is not None:
                 _kill(ctl.gpid)  # pid 1 of the call's namespace: the kernel kills the rest
                 open_fds.discard(out_r)
@@ -187,7 +200,11 @@ def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> 
         for fd in (out_r, res_r, ctl_r):
             os.close(fd)
     status = ctl.status if ctl.status is not None else 72
-    return _result(lim, out, res, seen, status, timed_out, flooded, time.monotonic() - t0)
+    result = _result(lim, out, res, seen, status, timed_out, flooded, time.monotonic() - t0)
+    if over_memory:
+        result.update(ok=False, timed_out=False, error=f"memory limit exceeded: the call's processes held more than {tree_cap} bytes together "
+                                      f"(tree_memory_bytes; {peak} seen); every process of the call was killed")
+    return result
 
 
 def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, status: int, timed_out: bool, flooded: bool, duration: float) -> dict[str, Any]:
@@ -223,93 +240,19 @@ def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, stat
     return {"ok": ok, "output": text, "error": error, "timed_out": timed_out, "truncated": truncated, "duration_s": duration}
 
 
-# --------------------------------------------------------------------------- the zygote
-def _zygote_main(req_r: int, resp_w: int, seccomp: lk.SeccompFilter | None) -> None:
-    lk.prctl(lk.PR_SET_PDEATHSIG, signal.SIGKILL)
-    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
-    devnull = os.open("/dev/null", os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)  # never hold the worker's protocol pipe
-    keep = {0, 1, 2, req_r, resp_w}
-    for fd in _open_fds():
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    for m in PRELOAD:
-        try:
-            __import__(m)
-        except ImportError:
-            pass
-    while True:
-        try:
-            req = protocol.read_frame(req_r)
-        except (protocol.FrameError, OSError):
-            os._exit(0)
-        try:
-            resp = run_jailed(req, seccomp)
-        except BaseException as e:  # noqa: BLE001
-            resp = {"ok": False, "output": "", "error": f"sandbox error: {type(e).__name__}: {e}", "timed_out": False, "truncated": False, "duration_s": 0.0}
-        try:
-            protocol.write_frame(resp_w, resp)
-        except OSError:
-            os._exit(0)
+# --------------------------------------------------------------------------- the runner (in S)
+_runner: dict[str, Any] = {}
 
 
-def _open_fds() -> list[int]:
-    try:
-        return [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        return list(range(3, 256))
+def configure(layout: dict[str, Any], seccomp: lk.SeccompFilter | None) -> None:
+    """Set what every code call of this process gets (called once in a session process)."""
+    _runner.clear()
+    _runner.update(tmp_bytes=int(layout["tmp_bytes"]), tmp_inodes=int(layout["tmp_inodes"]), seccomp=seccomp)
 
 
-class Zygote:
-    """Handle (held by the worker) on the zygote process that runs code calls."""
-
-    def __init__(self, layout: dict[str, Any], use_seccomp: bool = True) -> None:
-        # tmp_bytes, tmp_inodes: sent with every request
-        self.layout = {k: layout[k] for k in ("tmp_bytes", "tmp_inodes")}
-        prog = lk.build_seccomp_program() if use_seccomp else None
-        self.seccomp = lk.SeccompFilter(prog) if prog else None
-        req_r, self._req_w = os.pipe()
-        self._resp_r, resp_w = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                os.close(self._req_w)
-                os.close(self._resp_r)
-                _zygote_main(req_r, resp_w, self.seccomp)
-            finally:
-                os._exit(0)
-        os.close(req_r)
-        os.close(resp_w)
-
-    def run(self, code: str, workspace: str, limits: dict[str, Any]) -> dict[str, Any]:
-        protocol.write_frame(self._req_w, {"code": code, "workspace": workspace, "limits": limits, **self.layout})
-        return protocol.read_frame(self._resp_r)
-
-    def alive(self) -> bool:
-        try:
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        return pid == 0
-
-
-_zygote: Zygote | None = None
-
-
-def start_zygote(layout: dict[str, Any], use_seccomp: bool = True) -> Zygote:
-    """Start this worker's zygote. Must be called before any session exists."""
-    global _zygote
-    _zygote = Zygote(layout, use_seccomp)
-    return _zygote
-
-
-def zygote() -> Zygote:
-    if _zygote is None:
-        raise RuntimeError("code jails are only available inside a sandbox worker")
-    return _zygote
+def run_code(code: str, workspace: str, limits: dict[str, Any]) -> dict[str, Any]:
+    """Run ``code`` in a fresh jail with ``workspace`` on /workspace; a CallResult dict."""
+    if not _runner:
+        raise RuntimeError("code jails are only available inside a sandbox session process")
+    req = {"code": code, "workspace": workspace, "limits": limits, "tmp_bytes": _runner["tmp_bytes"], "tmp_inodes": _runner["tmp_inodes"]}
+    return run_jailed(req, _runner["seccomp"])

@@ -1,5 +1,10 @@
 """Length-prefixed JSON frames over pipes: a 4-byte big-endian length, then UTF-8 JSON.
 
+Frames are ASCII-escaped JSON (``ensure_ascii=True``): any Python ``str`` can be encoded,
+lone surrogates (``"\ud800"``) included, so hostile text never makes a frame unencodable and
+never kills a worker; they arrive as the same ``str`` on the other side. Text that leaves the
+sandbox is made valid Unicode once, by :func:`safe_text`.
+
 JSON and never pickle: a worker is untrusted once model code ran near it, and whatever it
 sends back is only ever decoded as data. Only the standard library is used here because
 this module also runs inside the sandbox.
@@ -27,10 +32,53 @@ class FrameTimeout(Exception):
 
 
 def encode(obj: Any) -> bytes:
-    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    # ensure_ascii: "\ud800" becomes the escape \ud800, never an UnicodeEncodeError.
+    data = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
     if len(data) > MAX_FRAME:
         raise FrameError(f"frame of {len(data)} bytes is too large")
     return HEADER.pack(len(data)) + data
+
+
+#: Put where :func:`safe_text` replaced text that is not valid Unicode.
+UNENCODABLE_MARK = "[toolgym: text held {n} lone surrogate(s), shown as \\udXXX escapes]"
+
+
+def unencodable_at(text: str) -> int | None:
+    """Index of the first character of ``text`` that UTF-8 cannot encode (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return e.start
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: each lone surrogate becomes its ``\\udXXX`` escape, and a
+    marker saying so is appended (so the model and a reader see what happened)."""
+    if unencodable_at(text) is None:
+        return text
+    n = sum(1 for ch in text if 0xD800 <= ord(ch) <= 0xDFFF)
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8") + "\n" + UNENCODABLE_MARK.format(n=n)
+
+
+def find_unencodable(value: Any, path: str = "") -> tuple[str, int] | None:
+    """Where in a JSON value (keys included) a string holds a lone surrogate: (path, index)."""
+    if isinstance(value, str):
+        i = unencodable_at(value)
+        return None if i is None else (path or "(value)", i)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and unencodable_at(k) is not None:
+                return (f"{path}.{k!r}" if path else repr(k)) + " (a key)", unencodable_at(k) or 0
+            hit = find_unencodable(v, f"{path}.{k}" if path else str(k))
+            if hit:
+                return hit
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            hit = find_unencodable(v, f"{path}[{i}]")
+            if hit:
+                return hit
+    return None
 
 
 def write_frame(fd: int, obj: Any) -> None:
@@ -84,6 +132,13 @@ class FrameReader:
             if not chunk:
                 raise FrameError("pipe closed")
             self.buf += chunk
+
+    def pending(self) -> bool:
+        """Whether a complete frame is already buffered (select() will not report it)."""
+        if len(self.buf) < HEADER.size:
+            return False
+        (n,) = HEADER.unpack_from(self.buf)
+        return len(self.buf) >= HEADER.size + n or n > self.max_bytes
 
     def read(self, timeout: float | None = None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout

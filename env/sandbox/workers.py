@@ -111,8 +111,8 @@ class WorkerSet:
     def _worker_died(self, w: WorkerHandle, reason: str) -> None:
         """Discard ``w`` and start a replacement. Sessions on it rebuild when next used.
 
-        Called without ``w.lock``; another thread may be inside a request on ``w``: the kill
-        makes that request fail, then the pipes are closed under the lock.
+        Other threads may be inside requests on ``w``: the kill makes them fail (their answer
+        reader sees the pipe close), then the pipes are closed under ``w.lock``.
         """
         w.kill()
         with self._lock:
@@ -125,12 +125,17 @@ class WorkerSet:
             w.reap()
         log.warning("sandbox worker %s (pid %s) discarded: %s %s", w.wid, w.pid, reason, w.stderr_text(5))
         if not closed and self._reserve_spawn():
-            try:
-                self._add_worker()
-                with self._lock:
-                    self._stats["restarts"] += 1
-            except SandboxError as e:
-                log.error("could not replace sandbox worker: %s", e)
+            # In the background: the caller (and every other session) goes on with the live
+            # workers meanwhile; _pick_worker waits for it only when none is left.
+            threading.Thread(target=self._replace, name="sandbox-replace", daemon=True).start()
+
+    def _replace(self) -> None:
+        try:
+            self._add_worker()
+            with self._lock:
+                self._stats["restarts"] += 1
+        except SandboxError as e:
+            log.error("could not replace sandbox worker: %s", e)
 
     def _pick_worker(self) -> WorkerHandle:
         """The least-loaded live worker; if none, start one (or wait for one being started)."""

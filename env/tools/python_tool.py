@@ -7,8 +7,9 @@ traceback as the error (output written before it is kept).
 
 Semantics (documented for agents and task authors):
 
-- **Fresh interpreter state per call**: every call runs in a new process forked from a clean
-  zygote; variables, imports and monkey-patches do not carry over between calls.
+- **Fresh interpreter state per call**: every call runs in a new jailed process forked from the
+  session's own process, itself forked from a clean zygote; variables, imports and
+  monkey-patches do not carry over between calls, let alone between sessions.
 - **Files persist within a session**: the working directory (``/workspace``, also ``$HOME``
   and first on ``sys.path``) is the session's private workspace; files written there are
   visible to the session's later calls. A new session starts with an empty workspace; other
@@ -19,7 +20,7 @@ Semantics (documented for agents and task authors):
 - ``PYTHONHASHSEED=0``: set and dict-of-str ordering is reproducible, so a session can be
   rebuilt by replaying its calls after a worker crash.
 
-This class only runs inside a sandbox worker (it needs the worker's zygote).
+This class only runs inside a sandbox session process (it needs the jail runner).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class PythonToolset:
         from toolgym.env.sandbox import jail
 
         self.calls += 1
-        return jail.zygote().run(code, self.workspace, limits)
+        return jail.run_code(code, self.workspace, limits)
 
     def call(self, name: str, args: dict) -> str:
         from toolgym.env.sandbox.config import SandboxLimits
