@@ -112,17 +112,19 @@ def run_episodes_once(kind: str, *, model_dir: str, client: Any, task_ids: list[
     with tempfile.TemporaryDirectory() as out:
         cfg = config_from_dict({
             "output_dir": out, "seed": args.seed,
-            "model": {"name_or_path": model_dir, "dtype": "bfloat16" if args.device == "cuda" else "float32"},
+            "model": {"name_or_path": model_dir, "dtype": "bfloat16" if args.device == "cuda" else "float32",
+                      "use_peft": bool(getattr(args, "lora", False)),
+                      "gradient_checkpointing": bool(getattr(args, "gradient_checkpointing", False))},
             "grpo": {"max_steps": args.warmup + args.steps, "per_device_train_batch_size": args.batch,
-                     "num_generations": args.num_generations, "max_completion_length": args.completion_length,
-                     "max_turn_tokens": args.completion_length, "max_turns": 1, "learning_rate": 1e-4,
+                     "num_generations": args.num_generations, "max_completion_length": args.completion_length * getattr(args, "max_turns", 1),
+                     "max_turn_tokens": args.completion_length, "max_turns": getattr(args, "max_turns", 1), "learning_rate": 1e-4,
                      "logging_steps": 1000, "eval_heldout": False, "bf16": args.device == "cuda",
                      "extra": {"shuffle_dataset": False, "use_cpu": args.device == "cpu"}},
         })
         rows = [{"prompt": t, "task_id": t, "seed": i, "template": args.template} for i, t in enumerate(task_ids)]
         tok = load_tokenizer(model_dir)
         trainer = build_grpo_trainer(cfg, client, model=load_model(model_dir, cfg.model), tokenizer=tok, rows=rows,
-                                     callbacks=[timer])
+                                     callbacks=[timer, *getattr(args, "callbacks", ())])
         t0 = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - t0
@@ -183,8 +185,10 @@ def run_once(kind: str, *, model_dir: str, address: str, rows: list[dict[str, An
             disable_tqdm=True,
             shuffle_dataset=False,
         )
-        trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=cfg, train_dataset=Dataset.from_list(rows),
-                              processing_class=tok, callbacks=[timer])
+        wrap = getattr(args, "wrap_reward", None)
+        trainer = GRPOTrainer(model=model, reward_funcs=[wrap(reward) if wrap else reward], args=cfg,
+                              train_dataset=Dataset.from_list(rows), processing_class=tok,
+                              callbacks=[timer, *getattr(args, "callbacks", ())])
         t0 = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - t0
