@@ -15,7 +15,7 @@ import select
 import signal
 import subprocess
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from toolgym.env.sandbox import protocol
 
@@ -41,7 +41,8 @@ class _Waiter:
 class WorkerHandle:
     """Host-side handle on one sandboxed worker process."""
 
-    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int, info_fd: int | None = None) -> None:
+    def __init__(self, proc: subprocess.Popen, wid: int, max_frame: int, info_fd: int | None = None,
+                 on_dead: Callable[[WorkerHandle], None] | None = None) -> None:
         self.proc = proc
         self.pid = proc.pid  # bwrap's (outer) process
         self.worker_pid = proc.pid  # the worker itself, once bwrap's info says so
@@ -52,6 +53,7 @@ class WorkerHandle:
         self._waiters: dict[int, _Waiter] = {}
         self._ids = 0
         self._answers: threading.Thread | None = None
+        self._on_dead = on_dead  # called (from the answer thread) once its pipe closes
         self.alive = True
         self.load = 0  # sessions bound here (guarded by the pool lock)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -110,6 +112,8 @@ class WorkerHandle:
             waiters, self._waiters = list(self._waiters.values()), {}
         for waiter in waiters:
             waiter.event.set()
+        if self._on_dead is not None:
+            self._on_dead(self)
 
     def _read_child_pid(self) -> None:
         """bwrap wrote ``{"child-pid": N, ...}`` before starting the worker (--info-fd)."""

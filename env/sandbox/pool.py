@@ -202,6 +202,8 @@ class WorkerPool(WorkerSet):
 
     def _ensure_bound(self, s: _Session) -> WorkerHandle:
         w = s.worker
+        if w is not None and not w.alive:
+            self._worker_died(w, "found dead")  # idempotent: its reaper may be on it already
         if w is None or not w.alive:
             self._bind(s)
             w = s.worker

@@ -92,7 +92,7 @@ class WorkerSet:
         # Popen from one long-lived thread: bwrap's --die-with-parent is a parent-death signal,
         # which Linux sends when the *thread* that forked it exits.
         proc, info_fd = self._spawner.submit(bwrap.spawn, self._plan).result()
-        w = WorkerHandle(proc, wid, self.config.max_frame_bytes, info_fd)
+        w = WorkerHandle(proc, wid, self.config.max_frame_bytes, info_fd, on_dead=self._on_dead)
         try:
             w.wait_ready(self.config.start_timeout_s)
         except (WorkerDied, WorkerTimeout) as e:
@@ -107,6 +107,11 @@ class WorkerSet:
             self._stats["workers_started"] += 1
             self._changed.notify_all()
         return w
+
+    def _on_dead(self, w: WorkerHandle) -> None:
+        """A worker's pipe closed (it died, or was killed): replace it now, not when next used."""
+        if not self._closed:
+            threading.Thread(target=self._worker_died, args=(w, "its pipe closed"), name="sandbox-reaper", daemon=True).start()
 
     def _worker_died(self, w: WorkerHandle, reason: str) -> None:
         """Discard ``w`` and start a replacement. Sessions on it rebuild when next used.
