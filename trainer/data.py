@@ -95,19 +95,45 @@ def _gt_value(v: Any) -> Any:
     return v
 
 
+class UnsatisfiableGroundTruth(ValueError):
+    """A task's ground truth cannot be written as a call its own scorer accepts (a BFCL data bug:
+    the listed reasons are in ``env/data/NOTES.md``); the SFT builder skips such tasks."""
+
+
 def ast_ground_truth_calls(task: Any) -> list[Any]:
-    """The ground-truth calls of an ``ast`` task, each argument at its first allowed value."""
+    """The ground-truth calls of an ``ast`` task, each argument at its first allowed value.
+
+    Only parameters the tool's schema declares are written: BFCL's possible answers sometimes list
+    one that the schema lacks (``parallel_multiple_26`` lists a nested field as a top-level
+    parameter); it is left out when its allowed values let it be omitted. Raises
+    :class:`UnsatisfiableGroundTruth` when no call could pass: a needed parameter the schema does not
+    declare, or a required parameter with no allowed value.
+    """
     from toolgym.env.types import ToolCall
 
-    required = {t.name: set((t.parameters or {}).get("required") or ()) for t in task.tools}
+    schemas = {t.name: (t.parameters or {}) for t in task.tools}
     calls = []
     for entry in task.ground_truth or ():
         if not isinstance(entry, dict):
             continue
         for name, params in entry.items():
+            schema = schemas.get(name, {})
+            props = schema.get("properties") or {}
+            required = set(schema.get("required") or ())
+            for r in required - set(params or {}):
+                raise UnsatisfiableGroundTruth(f"task {task.id!r}: {name} requires {r!r} but the ground truth gives no value for it")
             args = {}
             for p, allowed in (params or {}).items():
-                if p in required.get(name, ()) and isinstance(allowed, list) and allowed and allowed[0] == "":
+                omittable = isinstance(allowed, list) and "" in allowed and p not in required
+                if p not in props:
+                    if omittable:
+                        continue
+                    raise UnsatisfiableGroundTruth(f"task {task.id!r}: {name}'s ground truth needs {p!r}, which its schema does not declare")
+                if isinstance(allowed, list) and not allowed:
+                    if p in required:
+                        raise UnsatisfiableGroundTruth(f"task {task.id!r}: required {name}.{p} has no allowed value")
+                    continue
+                if p in required and isinstance(allowed, list) and allowed[0] == "":
                     # a required argument cannot be omitted: take its first non-empty allowed value
                     allowed = [v for v in allowed if v != ""] or [""]
                     args[p] = _gt_value(allowed[0])
@@ -334,6 +360,7 @@ def dump_jsonl(rows: Iterable[dict[str, Any]], path: str) -> None:
 
 __all__ = [
     "TaskSplit",
+    "UnsatisfiableGroundTruth",
     "ast_ground_truth_calls",
     "load_tasks",
     "multi_turn_ground_truth_calls",

@@ -17,8 +17,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from toolgym.env.reward.answers import check_answer  # noqa: F401  (re-exported: part of this module's API)
 from toolgym.env.reward.trajectory import Trajectory
-from toolgym.env.types import AnswerCheck, Task, ToolCall
+from toolgym.env.types import Task, ToolCall
 
 _CALL_NAME = re.compile(r"\s*([A-Za-z_][\w.]*)\s*\(")
 
@@ -61,36 +62,7 @@ def optimal_calls(task: Task, names: list[str] | None = _UNSET) -> int:
 # ---------------------------------------------------------------- task completion
 
 
-MAX_NUMBERS_IN_ANSWER = 5
-
-
-def check_answer(check: AnswerCheck, answer: str | None) -> bool:
-    """A final-answer task's own check."""
-    if answer is None:
-        return False
-    got = " ".join(answer.split()).casefold()
-    for exp in check.expected:
-        want = " ".join(str(exp).split()).casefold()
-        if check.mode == "exact" and got == want:
-            return True
-        if check.mode == "contains" and want in got:
-            return True
-        if check.mode == "regex" and re.search(str(exp), answer) is not None:
-            return True
-        if check.mode == "numeric":
-            numbers = re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", answer.replace(",", ""))
-            # An answer names its number, perhaps beside a few from the question; one that lists
-            # many numbers is a flood hoping one of them hits, and is not an answer.
-            if len(numbers) > MAX_NUMBERS_IN_ANSWER:
-                return False
-            for tok in numbers:
-                try:
-                    if abs(float(tok) - float(exp)) <= check.tolerance:
-                        return True
-                except ValueError:
-                    continue
-    return False
-
+# check_answer lives in toolgym.env.reward.answers (re-exported here for callers of this module).
 
 # ---------------------------------------------------------------- tool accuracy
 
@@ -111,7 +83,15 @@ def tool_f1(predicted: Sequence[str], expected: Sequence[str]) -> float:
     return 2 * p * r / (p + r)
 
 
-def tool_accuracy(task: Task, calls: Sequence[ToolCall], expected: list[str] | None = _UNSET) -> tuple[float, str]:
+def tool_accuracy(task: Task, calls: Sequence[ToolCall], expected: list[str] | None = _UNSET,
+                  credit: Sequence[float] | None = None, counted: Sequence[bool] | None = None) -> tuple[float, str]:
+    """Credit-weighted F1 of the calls against the needed calls (module docstring of
+    :mod:`toolgym.env.reward.credit`).
+
+    ``credit[i]`` is call i's substance credit (default: 1 per call to a needed name);
+    ``counted[i]`` is false for a call that drew a penalty (hallucinated, wrong tool, redundant):
+    the penalty prices it, so it is left out of precision here (each offence is charged once).
+    """
     if expected is _UNSET:
         expected = expected_tool_names(task)
     predicted = [c.name for c in calls]
@@ -124,26 +104,48 @@ def tool_accuracy(task: Task, calls: Sequence[ToolCall], expected: list[str] | N
             hit = sum(1 for c in calls if c.name in offered)
             return hit / len(calls), f"{hit}/{len(calls)} calls to offered tools"
         return 1.0, "task lists no expected tools"
-    f1 = tool_f1(predicted, expected)
-    if f1 == 1.0:
-        return f1, "tools ok"
-    return f1, f"tool F1 {f1:.2f} (called {sorted(predicted)}, expected {sorted(expected)})"
+    if not expected:
+        return (1.0, "tools ok") if not calls else (0.0, f"called {sorted(predicted)} although no call was needed")
+    if credit is None:
+        from toolgym.env.reward.credit import name_credit
+
+        credit = name_credit(calls, expected)
+    keep = [i for i in range(len(calls)) if counted is None or counted[i]]
+    overlap = sum(credit[i] for i in keep)
+    if overlap <= 0.0:
+        f1 = 0.0
+    else:
+        p = overlap / len(keep)
+        r = overlap / len(expected)
+        f1 = 2 * p * r / (p + r)
+    if f1 >= 1.0:
+        return 1.0, "tools ok"
+    return f1, (f"tool credit F1 {f1:.2f} (called {sorted(predicted)}, expected {sorted(expected)}; "
+                "a call counts in full only with the right arguments)")
 
 
 # ---------------------------------------------------------------- efficiency
 
 
-def efficiency(task: Task, calls_made: int, optimal: int | None = None) -> float:
-    """min(1, optimal / taken), with both floored at 1 so an empty optimal path is well-defined."""
+def efficiency(task: Task, calls_made: int, optimal: int | None = None, work_done: float = 1.0) -> float:
+    """``work_done`` × min(1, optimal / calls taken), both floored at 1; 0 optimal calls means any
+    call is inefficient (efficiency 0) and none is optimal (1).
+
+    ``calls_made`` counts the calls that drew no penalty (the engine's rule: an offence is priced
+    by its penalty alone). ``work_done`` gates the credit: an episode that did none of the needed
+    work is not efficient, however few calls it made.
+    """
     opt = optimal_calls(task) if optimal is None else optimal
-    return min(1.0, max(1, opt) / max(1, calls_made))
+    if opt == 0:
+        return work_done if calls_made == 0 else 0.0
+    return work_done * min(1.0, opt / max(1, calls_made))
 
 
 # ---------------------------------------------------------------- timing quality
 
 
-def timing_quality(task: Task, traj: Trajectory, optimal: int | None = None) -> tuple[float, str]:
-    """Share of timing checks passed.
+def timing_quality(task: Task, traj: Trajectory, optimal: int | None = None, work_done: float = 1.0) -> tuple[float, str]:
+    """Share of timing checks passed, × ``work_done`` (no timing credit without the work).
 
     Checks: (1) a call was made when one was needed and none when none was (irrelevance /
     hard negatives); (2) no call in the same output as, or after, the final answer; (3) no call
@@ -178,8 +180,9 @@ def timing_quality(task: Task, traj: Trajectory, optimal: int | None = None) -> 
         passed += frac
         if premature:
             notes.append(f"{premature} call(s) before their inputs existed")
-    return passed / checks, "; ".join(notes) or "timing ok"
-
+    if work_done < 1.0:
+        notes.append(f"timing credit × work done {work_done:.2f}")
+    return work_done * passed / checks, "; ".join(notes) or "timing ok"
 
 # ---------------------------------------------------------------- format compliance
 
@@ -212,42 +215,80 @@ class PenaltyCounts:
     redundant_call: int = 0
     format_error: int = 0
     timeout: int = 0
+    #: per call (trajectory order): whether it drew a call penalty (hallucinated, wrong tool, redundant)
+    flagged: tuple[bool, ...] = ()
 
     def items(self) -> list[tuple[str, int]]:
         return [(k, getattr(self, k)) for k in ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")]
 
 
-def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _UNSET) -> PenaltyCounts:
-    offered = task.tool_names
+def offered_at(task: Task, turn: int) -> frozenset[str]:
+    """Tool names offered in user turn ``turn``: the task's tools minus those a miss_func task
+    withholds until a later turn (the same rule the episode uses to render its prompts)."""
+    if not task.missed_function:
+        return task.tool_names
+    held = {n for t, names in task.missed_function.items() if int(t) > turn for n in names}
+    return task.tool_names - held if held else task.tool_names
+
+
+def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _UNSET,
+                    credit: Sequence[float] | None = None) -> PenaltyCounts:
+    """Count each penalty's offences (README "reward contract").
+
+    A call is *hallucinated* when its tool is not offered in the call's turn (a step's
+    ``offered`` set when the env recorded it, else :func:`offered_at`), so a withheld tool called
+    before it is offered counts; *wrong* when offered but not needed; *redundant* when the same
+    call (name + args) was made before with no state change since — unless the call has full
+    ``credit`` (it is paired with a ground-truth call of its own: a task that needs the same call
+    twice, like ``parallel_158``, is not penalised for making it twice). A timeout is charged once
+    per timed-out call; a step marked ``timed_out`` is charged once more only when none of its
+    calls is (the step's own budget ran out), and the episode's timeout once.
+    """
     if expected is _UNSET:
         expected = expected_tool_names(task)
     needed = set(expected) if expected is not None else None
     wrong = halluc = redundant = 0
+    flagged: list[bool] = []
     # A call is redundant when the same call (name + args) was made before and the state has not
     # changed since that earlier call finished: ``seen`` maps each call key to the state digest
     # right after it, ``current`` is the digest after the latest call (None = unknown = pure).
     seen: dict[str, str | None] = {}
     current: str | None = None
     n_calls = sum(len(s.parsed.calls) for s in traj.steps)
+    k = -1  # index of the call in trajectory order
+    offered_by_turn: dict[int, frozenset[str]] = {}
     for step in traj.steps:
         outcomes = step.outcomes
+        offered = step.offered
+        if offered is None:
+            offered = offered_by_turn.get(step.turn)
+            if offered is None:
+                offered = offered_by_turn[step.turn] = offered_at(task, step.turn)
         for i, call in enumerate(step.parsed.calls):
+            k += 1
+            bad = False
             if call.name not in offered:
                 halluc += 1
+                bad = True
             elif needed is not None and call.name not in needed:
                 wrong += 1
+                bad = True
             if n_calls > 1:  # a key (JSON of the args) is only needed when a repeat is possible
                 key = call.key()
-                if key in seen and seen[key] == current:
+                if key in seen and seen[key] == current and not (credit is not None and credit[k] >= 1.0):
                     redundant += 1
+                    bad = True
                 if i < len(outcomes) and outcomes[i].state_digest is not None:
                     current = outcomes[i].state_digest
                 seen[key] = current
+            flagged.append(bad)
     fmt = sum(1 for s in traj.steps if s.parsed.issues)
-    timeouts = sum(1 for s in traj.steps for o in s.outcomes if o.timed_out) + sum(1 for s in traj.steps if s.timed_out)
+    timeouts = 0
+    for s in traj.steps:
+        per_call = sum(1 for o in s.outcomes if o.timed_out)
+        timeouts += per_call if per_call else int(s.timed_out)
     timeouts += int(traj.episode_timed_out)
-    return PenaltyCounts(wrong, halluc, redundant, fmt, timeouts)
-
+    return PenaltyCounts(wrong, halluc, redundant, fmt, timeouts, tuple(flagged))
 
 def finite01(x: float) -> float:
     """Clamp to [0, 1]; NaN is a bug upstream and is reported by the engine, never passed on."""

@@ -34,13 +34,21 @@ class CallOutcome:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One model action: its raw text, how it parsed and, in the env, what its calls did."""
+    """One model action: its raw text, how it parsed and, in the env, what its calls did.
+
+    ``offered``: the tool names the model was offered when it wrote this action (the env records
+    it: BFCL miss_func withholds tools until a later turn). None means "derive it from the task"
+    (:func:`toolgym.env.reward.components.offered_at`), which gives the same set for BFCL tasks.
+    A call to a name outside it is a hallucinated tool. ``timed_out``: the step itself ran past
+    its budget (charged once, and only when none of its calls' outcomes is already charged).
+    """
 
     output: str
     parsed: ParsedAction
     outcomes: tuple[CallOutcome, ...] = ()
     turn: int = 0
     timed_out: bool = False
+    offered: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,16 @@ def test_per_task_overrides_win_over_config():
     assert r.penalties["hallucinated_tool"] == -1.0
 
 
-def test_wrong_value_fails_completion_but_keeps_tool_accuracy():
+def test_wrong_value_fails_completion_and_tool_credit_follows_the_arguments():
+    # The right name with the wrong needed value is not the right call: tool credit is tied to the
+    # arguments (issue 11 item 6); the name-only F1 stays visible in details.
     r = score_output(ast_task(), hermes(("get_weather", {"city": "Rome"})), "hermes")
     assert r.components["task_completion"] == 0.0
-    assert r.components["tool_accuracy"] == 1.0
+    assert r.components["tool_accuracy"] == 0.0
+    assert r.details["tool_name_f1"] == 1.0
     assert r.details["arg_accuracy"] < 1.0
+    assert r.details["work_done"] == 0.0
+    assert r.components["efficiency"] == 0.0 and r.components["timing_quality"] == 0.0
 
 
 def test_hallucinated_tool_penalty_and_no_schema_check():
@@ -74,8 +79,10 @@ def test_hallucinated_tool_penalty_and_no_schema_check():
 def test_wrong_tool_penalty_for_offered_but_unneeded_tool():
     r = score_output(ast_task(), hermes(("get_weather", {"city": "Paris"}), ("get_time", {"tz": "UTC"})), "hermes")
     assert r.penalties == {"wrong_tool": -0.3}
-    assert r.components["tool_accuracy"] == pytest.approx(2 / 3)
-    assert r.components["efficiency"] == pytest.approx(0.5)
+    # The offence is priced once, by its penalty: the penalised call is left out of the components.
+    assert r.components["tool_accuracy"] == 1.0
+    assert r.components["efficiency"] == 1.0
+    assert r.details["tool_name_f1"] == pytest.approx(2 / 3)
 
 
 def test_redundant_call_penalty_without_state_change():
@@ -150,7 +157,9 @@ def test_final_answer_checks():
 def test_numeric_answer_flood_is_rejected():
     # Listing every integer hoping one hits is not an answer (a reward-hacking probe found this).
     check = AnswerCheck("numeric", ("1229",))
-    assert C.check_answer(check, "There are 1229 primes below 10000.")
+    question = "How many prime numbers are there below 10000?"
+    assert C.check_answer(check, "There are 1229 primes below 10000.", question)
+    assert not C.check_answer(check, "There are 1229 primes below 10000.")  # without the question: 10000 is the claim
     assert not C.check_answer(check, " ".join(str(i) for i in range(2000)))
 
 
