@@ -101,3 +101,17 @@ def start_serve(port: int, store: str, *extra: str, log: Path) -> subprocess.Pop
                 proc.kill()
                 raise AssertionError(f"toolgym serve did not become healthy: {log.read_text()[-2000:]}")
             time.sleep(0.1)
+
+
+def reference_rewards(suite, tasks) -> dict[str, list[float]]:
+    """Per-step rewards of uninterrupted ground-truth episodes on a memory-store server."""
+    from toolgym.env.client import ToolgymClient
+    from toolgym.env.server.app import ServerConfig, start_server
+
+    with start_server(ServerConfig(port=0, sandbox_workers=2, max_steps=64), suite=suite) as srv, \
+            ToolgymClient(srv.address, timeout=60) as c:
+        out = {}
+        for t in tasks:
+            sid = c.reset(t.id, template="hermes", max_steps=64).session_id
+            out[t.id] = [c.step(sid, a, step_index=i).reward for i, a in enumerate(gt_actions(t))]
+        return out

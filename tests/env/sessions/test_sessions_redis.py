@@ -1,0 +1,87 @@
+"""Replicas on one real Redis: any replica serves any session; a Redis outage is UNAVAILABLE
+with a clear message and work resumes when Redis is back."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import grpc
+import pytest
+
+from toolgym.env.client import ToolgymClient
+from toolgym.env.server.app import ServerConfig, start_server
+from toolgym.env.tasks.suite import load_suite
+
+from sessions_support import gt_actions, reference_rewards
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return load_suite("bfcl-multi")
+
+
+def _tasks(suite, n: int, skip: int = 0):
+    return sorted(suite.filter(categories=["multi_turn_base"]), key=lambda t: t.id)[skip:skip + n]
+
+
+def _replica(suite, url: str, name: str):
+    return start_server(ServerConfig(port=0, session_store=url, replica_id=name, sandbox_workers=1, max_steps=64), suite=suite)
+
+
+def test_two_replicas_with_steps_alternating_at_random_give_identical_rewards(suite, redis_server):
+    tasks = _tasks(suite, 8)
+    rng = random.Random(7)
+    with _replica(suite, redis_server.url, "r1") as a, _replica(suite, redis_server.url, "r2") as b:
+        # Plain clients, one per replica: no pinning at all, as behind an L4 Service.
+        clients = [ToolgymClient(a.address, timeout=60), ToolgymClient(b.address, timeout=60)]
+        try:
+            got: dict[str, list[float]] = {}
+            errors: list[BaseException] = []
+
+            def play(task, seed: int) -> None:
+                r = random.Random(seed)
+                try:
+                    sid = r.choice(clients).reset(task.id, template="hermes", max_steps=64).session_id
+                    got[task.id] = [r.choice(clients).step(sid, act, step_index=i).reward for i, act in enumerate(gt_actions(task))]
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=play, args=(t, rng.random())) for t in tasks]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(120)
+            assert not errors, errors[:2]
+            # Both replicas did real work, rebuilding sessions the other had stepped.
+            assert a.env.sessions.restored >= 1 and b.env.sessions.restored >= 1
+            assert len(a.env.sessions) == len(b.env.sessions) == len(tasks)  # one shared view
+        finally:
+            for c in clients:
+                c.close()
+    assert got == reference_rewards(suite, tasks)
+
+
+def test_redis_down_for_5s_is_unavailable_with_a_clear_message_then_work_resumes(suite, redis_server):
+    tasks = _tasks(suite, 3, skip=8)
+    with _replica(suite, redis_server.url, "r1") as srv, ToolgymClient(srv.address, timeout=30) as c:
+        sids = {t.id: c.reset(t.id, template="hermes", max_steps=64).session_id for t in tasks}
+        got = {t.id: [c.step(sids[t.id], gt_actions(t)[0], step_index=0).reward] for t in tasks}
+        redis_server.stop()
+        down_until = time.monotonic() + 5.0
+        failures = []
+        while time.monotonic() < down_until:
+            t = tasks[len(failures) % len(tasks)]
+            with pytest.raises(grpc.RpcError) as e:
+                c.step(sids[t.id], gt_actions(t)[1], step_index=1)
+            failures.append(e.value)
+            time.sleep(0.5)
+        assert all(f.code() == grpc.StatusCode.UNAVAILABLE for f in failures)
+        msg = failures[0].details()
+        assert redis_server.url in msg and "unreachable" in msg and "retry with the same step_index" in msg
+        redis_server.start()  # same port, same append-only file
+        for t in tasks:
+            acts = gt_actions(t)
+            got[t.id] += [c.step(sids[t.id], acts[i], step_index=i).reward for i in range(1, len(acts))]
+    assert got == reference_rewards(suite, tasks)
