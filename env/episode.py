@@ -24,15 +24,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from toolgym.env.dispatch import classify, run_calls
 from toolgym.env.executor import ToolExecutor, ToolSession
 from toolgym.env.parsers import TEMPLATES, parse, render_observation, render_system_prompt
+from toolgym.env.parsers.feedback import render_parse_errors
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.reward.engine import score_trajectory
 from toolgym.env.reward.multi_turn import GroundTruthReplay, MultiTurnVerdict, TurnRecord, check_multi_turn
 from toolgym.env.reward.trajectory import CallOutcome, ScoreResult, StepRecord, Trajectory
-from toolgym.env.types import Task, ToolSpec
+from toolgym.env.textsafe import clean_json, clean_text
+from toolgym.env.types import Task, ToolCall, ToolSpec
 
 SINGLE_STEP_KINDS = frozenset({"ast", "irrelevance", "relevance"})
+#: ``EpisodeOptions.on_parse_error`` values (see the README, "Malformed tool calls").
+PARSE_ERROR_MODES = ("observe", "end_turn")
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,13 @@ class EpisodeOptions:
     randomize_template: bool = field(default=False, metadata={"help": "Draw the template per episode (Meta-Agent diversity)."})
     max_steps: int = field(default=32, metadata={"help": "Actions per episode before truncation."})
     shaping: float = field(default=0.0, metadata={"help": "Scale of per-step shaping (immediate penalties); 0 = terminal reward only."})
+    on_parse_error: str = field(default="observe", metadata={"help": (
+        "What an output that does not parse cleanly does: 'observe' = the parse error comes back as the observation "
+        "and the turn goes on; 'end_turn' = the output is taken as it parsed (no well-formed call ends the turn)")})
+
+    def __post_init__(self) -> None:
+        if self.on_parse_error not in PARSE_ERROR_MODES:
+            raise ValueError(f"on_parse_error must be one of {list(PARSE_ERROR_MODES)}, got {self.on_parse_error!r}")
 
 
 def select_task(tasks: Sequence[Task], seed: int) -> Task:
@@ -151,63 +163,105 @@ class Episode:
         return f"{system}\n\nUser: {user}", info
 
     # ------------------------------------------------------------------ stepping
-    def _execute(self, parsed) -> tuple[CallOutcome, ...]:
+    def _execute(self, calls: tuple[ToolCall, ...], offered: list[ToolSpec]) -> tuple[CallOutcome, ...]:
         if self._session is None:
             return ()
-        outcomes = []
         stateful = self.task.kind == "multi_turn"
-        for call in parsed.calls:
-            r = self._session.call(call.name, call.arguments, digest=stateful)
-            text = r.output if r.ok else (r.error or "error")
-            self._turn_calls.append(call)
-            self._turn_results.append(text)
-            outcomes.append(CallOutcome(call=call, ok=r.ok, output=r.output, error=r.error, timed_out=r.timed_out,
-                                        state_digest=r.state_digest, failed_precondition=bool(r.error) and _looks_precondition(r.error)))
-        return tuple(outcomes)
+        names = [t.name for t in offered]
+        toolset = self._session.names()
+        verdicts = [classify(c, names, toolset, bfcl=stateful) for c in calls]
+        deadline = self._session.step_deadline()
+
+        def execute(call: ToolCall) -> CallOutcome:
+            r = self._session.call(call.name, call.arguments, digest=stateful, deadline=deadline)
+            out, err = clean_text(r.output or ""), (clean_text(r.error) if r.error else None)
+            return CallOutcome(call=call, ok=r.ok, output=out, error=err, timed_out=r.timed_out, state_digest=r.state_digest,
+                               failed_precondition=bool(err) and _looks_precondition(err))
+
+        def refused(call: ToolCall, error: str) -> CallOutcome:
+            return CallOutcome(call=call, ok=False, error=error)
+
+        def failed(call: ToolCall, e: BaseException) -> CallOutcome:
+            return CallOutcome(call=call, ok=False, error=clean_text(f"the sandbox failed to run this call: {type(e).__name__}: {e}"))
+
+        outcomes = tuple(run_calls(calls, verdicts, execute, refused, failed))
+        for o in outcomes:
+            self._turn_calls.append(o.call)
+            self._turn_results.append(o.output if o.ok else (o.error or "error"))
+        return outcomes
 
     def _end_turn(self) -> None:
-        state = self._session.state() if self._session is not None else {}
+        state: dict[str, Any] = {}
+        if self._session is not None:
+            try:
+                state = self._session.state()
+            except Exception as e:  # noqa: BLE001 - the step is still recorded; the state check fails visibly
+                state = {"__state_error__": f"{type(e).__name__}: {e}"}
         self._turn_records.append(TurnRecord(calls=tuple(self._turn_calls), results=tuple(self._turn_results), state=state))
         self._turn_calls, self._turn_results = [], []
 
     def step(self, action: str) -> StepOutcome:
+        """Run one action. Its calls are parsed, screened (:mod:`toolgym.env.textsafe`), run or
+        refused (:mod:`toolgym.env.dispatch`) and the step is recorded in every case: nothing
+        here raises for model text, so a step is never lost after some of its calls ran."""
         if self.done:
             raise RuntimeError("episode is over; reset to start a new one")
-        parsed = parse(action, self.template)
-        outcomes = self._execute(parsed) if parsed.calls else ()
+        offered = self._offered_tools(self.turn)
+        parsed = parse(action, self.template, offered)
+        outcomes = self._execute(parsed.calls, offered) if parsed.calls else ()
+        offered_names = frozenset(t.name for t in offered)
         rec = StepRecord(output=action, parsed=parsed, outcomes=outcomes, turn=self.turn,
-                         timed_out=any(o.timed_out for o in outcomes))
+                         timed_out=any(o.timed_out for o in outcomes), offered=offered_names)
         self.steps.append(rec)
 
         kind = self.task.kind
+        observe = bool(parsed.issues) and self.options.on_parse_error == "observe"
+        errors = render_parse_errors(parsed.issues, self.template, ran=len(outcomes))
         terminated = False
         observation = ""
         if kind in SINGLE_STEP_KINDS or parsed.give_up:
             terminated = True
-        elif parsed.calls:
-            observation = render_observation([(o.call.name, o.output if o.ok else (o.error or "error")) for o in outcomes]
-                                             if outcomes else [(c.name, "this task's tools are not executable") for c in parsed.calls],
-                                             self.template)
+            observation = errors
+        elif parsed.calls or observe:
+            results = [(o.call.name, o.output if o.ok else (o.error or "error")) for o in outcomes] if outcomes else \
+                [(c.name, "this task's tools are not executable") for c in parsed.calls]
+            observation = "\n\n".join(x for x in (render_observation(results, self.template) if results else "", errors) if x)
         elif kind == "multi_turn":
             self._end_turn()
             self.turn += 1
             if self.turn >= len(self.task.turns):
                 terminated = True
+                observation = errors
             else:
-                new_tools = [t for t in self._offered_tools(self.turn) if t not in self._offered_tools(self.turn - 1)]
+                now = self._offered_tools(self.turn)
+                new_tools = [t for t in now if t not in offered]
                 observation = f"User: {self._turn_text(self.turn)}"
                 if new_tools:
                     observation = render_system_prompt(new_tools, self.template, instructions="New tools are available:") + "\n\n" + observation
+                if errors:
+                    observation = errors + "\n\n" + observation
         else:
             terminated = True  # a final answer (or plain text) ends a final_answer task
+            observation = errors
         truncated = not terminated and len(self.steps) >= self.options.max_steps
         info: dict[str, Any] = {"turn": self.turn, "step": len(self.steps), "calls": [c.name for c in parsed.calls]}
+        unoffered = [c.name for c in parsed.calls if c.name not in offered_names]
+        if unoffered:
+            info["unoffered_calls"] = unoffered  # names the model wrote itself; scored as hallucinated
         if parsed.issues:
             info["parse_issues"] = [str(i) for i in parsed.issues]
         if terminated or truncated:
-            return self._finish(observation, terminated, truncated, info)
+            return self._safe(self._finish(observation, terminated, truncated, info))
         reward = self._shaping(rec)
-        return StepOutcome(observation, reward, False, False, info)
+        return self._safe(StepOutcome(observation, reward, False, False, info))
+
+    @staticmethod
+    def _safe(out: StepOutcome) -> StepOutcome:
+        # Observations and info out: the one place they are made encodable (U+FFFD), for every
+        # caller (in-process env, gRPC, streams) alike.
+        out.observation = clean_text(out.observation)
+        out.info = clean_json(out.info)
+        return out
 
     def _shaping(self, rec: StepRecord) -> float:
         if not self.options.shaping:

@@ -31,8 +31,19 @@ class ToolSession:
         self._pool = pool
         self.session_id = session_id
 
-    def call(self, name: str, args: dict[str, Any], *, digest: bool = False) -> CallResult:
-        return self._pool.call(self.session_id, name, args, digest=digest)
+    def call(self, name: str, args: dict[str, Any], *, digest: bool = False, deadline: float | None = None) -> CallResult:
+        if deadline is None:
+            return self._pool.call(self.session_id, name, args, digest=digest)
+        return self._pool.call(self.session_id, name, args, digest=digest, deadline=deadline)
+
+    def names(self) -> list[str]:
+        """Every tool name the toolset implements (offered or not: the episode decides)."""
+        return self._pool.tool_names(self.session_id)
+
+    def step_deadline(self) -> float | None:
+        """The wall-time deadline for one step's calls, when the pool enforces a step budget."""
+        deadline = getattr(self._pool, "step_deadline", None)
+        return deadline() if callable(deadline) else None
 
     def state(self) -> dict[str, Any]:
         return self._pool.state(self.session_id)

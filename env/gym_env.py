@@ -13,18 +13,28 @@ The same seed gives the same episode locally and remotely: both draw a task seed
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any, Sequence, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
-from toolgym.env.episode import Episode, EpisodeOptions, select_task, select_template
+from toolgym.env.episode import PARSE_ERROR_MODES, Episode, EpisodeOptions, select_task, select_template
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.spaces import UnicodeText
 from toolgym.env.types import utf8_safe
 
 MAX_TEXT = 1 << 22  # 4 Mi characters: long-context tool results fit, absurd ones do not
+#: What ``reset(options=...)`` accepts (all optional): a fixed task, a template, and how an
+#: output that does not parse is handled for this episode (see EpisodeOptions.on_parse_error).
+RESET_OPTIONS = ("task_id", "template", "on_parse_error")
+
+
+def _check_parse_error_mode(mode: Any) -> str:
+    if mode not in PARSE_ERROR_MODES:
+        raise ValueError(f"on_parse_error must be one of {list(PARSE_ERROR_MODES)}, got {mode!r}")
+    return str(mode)
 
 
 def _normalise(info: dict[str, Any]) -> dict[str, Any]:
@@ -42,11 +52,15 @@ class _TextEnvBase(gym.Env[str, str]):
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(self, *, categories: Sequence[str] | None, task_ids: Sequence[str] | None, template: str | None,
-                 randomize_template: bool, max_steps: int, default_template: str, render_mode: str | None):
+                 randomize_template: bool, max_steps: int, default_template: str, render_mode: str | None,
+                 on_parse_error: str = "observe"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        _check_parse_error_mode(on_parse_error)
+        self.on_parse_error = on_parse_error
+        self._episode_on_parse_error = on_parse_error
         self.render_mode = render_mode
         self.categories = tuple(categories or ())
         self.task_ids = tuple(task_ids or ())
@@ -62,15 +76,20 @@ class _TextEnvBase(gym.Env[str, str]):
         super().reset(seed=seed)
         task_seed = int(self.np_random.integers(2**62))
         opts = dict(options or {})
-        unknown = set(opts) - {"task_id", "template"}
+        unknown = set(opts) - set(RESET_OPTIONS)
         if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; supported: task_id, template")
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; supported: {', '.join(RESET_OPTIONS)}")
+        self._episode_on_parse_error = _check_parse_error_mode(opts.get("on_parse_error") or self.on_parse_error)
         task_id = opts.get("task_id") or (_pick_id(self.task_ids, task_seed) if self.task_ids else None)
         return task_seed, task_id, opts.get("template") or self.template
 
     def _check_action(self, action: Any) -> str:
         if not isinstance(action, str):
             raise TypeError(f"action must be the model's output text (str), got {type(action).__name__}")
+        if not self.action_space.contains(action):
+            # Nothing is run or recorded: the same action is refused by a server (RESOURCE_EXHAUSTED).
+            raise ValueError(f"action is {len(action)} characters; the action space allows at most "
+                             f"{self.action_space.max_length}: cut the model's output (max_new_tokens) before stepping")
         return action
 
     def render(self) -> str | None:
@@ -85,9 +104,10 @@ class ToolUseEnv(_TextEnvBase):
     def __init__(self, suite: str = "default", categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: RewardConfig | dict[str, Any] | None = None, shaping: float = 0.0,
-                 default_template: str = "hermes", render_mode: str | None = None):
+                 default_template: str = "hermes", render_mode: str | None = None, on_parse_error: str = "observe"):
         super().__init__(categories=categories, task_ids=task_ids, template=template, randomize_template=randomize_template,
-                         max_steps=max_steps, default_template=default_template, render_mode=render_mode)
+                         max_steps=max_steps, default_template=default_template, render_mode=render_mode,
+                         on_parse_error=on_parse_error)
         from toolgym.env.tasks.suite import load_suite
 
         self._suite = load_suite(suite)
@@ -107,7 +127,8 @@ class ToolUseEnv(_TextEnvBase):
         if self._episode is not None:
             self._episode.close()
         ex = shared_executor()
-        opts = EpisodeOptions(task_id=task.id, seed=task_seed, template=tmpl, max_steps=self.max_steps, shaping=self.shaping)
+        opts = EpisodeOptions(task_id=task.id, seed=task_seed, template=tmpl, max_steps=self.max_steps, shaping=self.shaping,
+                              on_parse_error=self._episode_on_parse_error)
         self._episode = Episode(task, tmpl, opts, self.reward_config, ex, gt_replay=ex.ground_truth)
         obs, info = self._episode.start()
         obs = utf8_safe(obs)
@@ -134,9 +155,10 @@ class RemoteToolUseEnv(_TextEnvBase):
     def __init__(self, server: str, categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: dict[str, Any] | None = None, default_template: str = "hermes",
-                 render_mode: str | None = None, timeout: float = 60.0):
+                 render_mode: str | None = None, timeout: float = 60.0, on_parse_error: str = "observe"):
         super().__init__(categories=categories, task_ids=task_ids, template=template, randomize_template=randomize_template,
-                         max_steps=max_steps, default_template=default_template, render_mode=render_mode)
+                         max_steps=max_steps, default_template=default_template, render_mode=render_mode,
+                         on_parse_error=on_parse_error)
         from toolgym.env.client import ToolgymClient
 
         self.server = server
@@ -149,8 +171,14 @@ class RemoteToolUseEnv(_TextEnvBase):
         task_seed, task_id, template = self._draw(seed, options)
         self._close_session()
         tmpl = select_template(task_seed, template, self.randomize_template, self.default_template)
+        extra: dict[str, Any] = {}
+        if self._episode_on_parse_error != "observe":  # the server's default; older servers know no other
+            if "on_parse_error" not in inspect.signature(self._client.reset).parameters:
+                raise ValueError("on_parse_error other than 'observe' needs a client and server that support it "
+                                 "(ResetRequest.on_parse_error); upgrade toolgym or use the in-process env")
+            extra["on_parse_error"] = self._episode_on_parse_error
         r = self._client.reset(task_id, seed=task_seed, template=tmpl, categories=self.categories,
-                               max_steps=self.max_steps, reward_config=self.reward_config)
+                               max_steps=self.max_steps, reward_config=self.reward_config, **extra)
         self._session, self._steps = r.session_id, 0
         self._transcript = [r.observation]
         return r.observation, r.info
