@@ -1,4 +1,4 @@
-"""The ``toolgym`` command: serve, tasks, score, tools, eval, train, bench."""
+"""The ``toolgym`` command: serve, tasks, score, tools, eval, train, rollouts, bench."""
 
 from __future__ import annotations
 
@@ -44,7 +44,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     train_cli.add_parser(sub)
 
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_serve, _add_tasks, _add_score, _add_tools, _add_eval, _add_train]
+def _add_rollouts(sub: argparse._SubParsersAction) -> None:
+    from toolgym.env.cli import rollouts_cmd
+
+    rollouts_cmd.add_parser(sub)
+
+
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_serve, _add_tasks, _add_score, _add_tools, _add_eval, _add_train,
+                                                                   _add_rollouts]
 
 
 def build_parser() -> argparse.ArgumentParser:
