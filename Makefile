@@ -27,7 +27,7 @@ $(VENV)/.core: pyproject.toml setup.py
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(PIP) install -e '.[train,dev,serve-http]'
+	$(PIP) install -e '.[train,dev,serve-http,retrieval]'
 	touch $@
 
 setup: $(VENV)/.core

@@ -33,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``train`` (with its sub-commands) to an ``argparse`` sub-parser collection; returns the parser."""
     train = subparsers.add_parser("train", help="Train a policy against a toolgym server (TRL GRPO/PPO, SFT, DPO).",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = train.add_subparsers(dest="train_command", metavar="{grpo,ppo,sft,dpo,pipeline,describe-config}")
+    sub = train.add_subparsers(dest="train_command", metavar="{grpo,ppo,sft,dpo,pipeline,retriever,describe-config}")
     sub.required = True
     helps = {
         "grpo": "GRPO (TRL GRPOTrainer) with multi-turn episodes on the server as rollouts.",
@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     }
     for name in COMMANDS:
         _common(sub.add_parser(name, help=helps[name]))
+    from toolgym.trainer.retriever_cli import add_retriever_parser
+
+    add_retriever_parser(sub)
     sub.add_parser("describe-config", help="Print every config key with its type, default and help.")
     train.set_defaults(func=run)
     return train
@@ -79,6 +82,10 @@ def _quiet_libraries() -> None:
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``train`` command; returns the process exit code."""
     cmd = args.train_command
+    if cmd == "retriever":
+        from toolgym.trainer.retriever_cli import run_retriever
+
+        return run_retriever(args)
     if cmd == "describe-config":
         from toolgym.trainer.config import describe
 

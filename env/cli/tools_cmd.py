@@ -31,7 +31,8 @@ def _limit_fields() -> list[tuple[str, type, str]]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("tools", help="run tool calls in the sandbox", description="Run tool calls in the sandbox.")
+    p = subparsers.add_parser("tools", help="run tool calls in the sandbox; list, show and search the tool catalogue",
+                              description="Run tool calls in the sandbox; list, show and search the tool catalogue.")
     sub = p.add_subparsers(dest="tools_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser(
@@ -53,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar = "SECONDS" if typ is float else ("BYTES" if name.endswith("_bytes") else "N")
         c.add_argument("--" + name.replace("_", "-"), dest="limit_" + name, type=typ, default=None, metavar=metavar, help=help_text)
     c.set_defaults(func=run)
+    from toolgym.env.cli import tools_search_cmd
+
+    tools_search_cmd.add_parsers(sub)  # list | show | search: the tool catalogue and its retrievers
     p.set_defaults(func=run)
     return p
 
@@ -76,7 +80,7 @@ def _json_object(text: str, what: str, example: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "tools_command", None) != "call":
-        return _usage_error("expected an action: call")
+        return _usage_error("expected an action: call, list, show or search")
     from toolgym.env.sandbox import SandboxConfig, SandboxError, SandboxLimits, WorkerPool
     from toolgym.env.tools.registry import known_kinds
 
