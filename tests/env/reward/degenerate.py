@@ -9,6 +9,7 @@ The policies, and where a trainer needs them to rank:
 
 ================== =============================================================================
 ground truth       ``gt``: the ground truth's calls (first allowed values; the SFT builder's calls)
+                   (multi-turn ``gt_plus_hallucinated`` adds its one stray call in the first turn)
 honest partial     ``subset``: the ground truth minus its last call (multi-call tasks / turns);
                    ``one_wrong_value``: the ground truth with one needed argument given a wrong value
 doing nothing      ``empty``, ``refusal``
@@ -177,7 +178,8 @@ def multi_turn_policies() -> dict[str, MultiPolicy]:
         "dummy_args": lambda t: [[dummy_call(t, x) for x in c] for c in gt(t)],
         "empty_args": lambda t: [[ToolCall(x.name, {}) for x in c] for c in gt(t)],
         "gt_repeat": lambda t: [[x for x in c for _ in range(2)] for c in gt(t)],
-        "gt_plus_hallucinated": lambda t: [[*c, HALLUCINATED] for c in gt(t)],
+        # one stray call in the episode (in its first turn), as in the single-turn policy
+        "gt_plus_hallucinated": lambda t: [[*c, HALLUCINATED] if i == 0 else c for i, c in enumerate(gt(t))],
         "hallucinated": lambda t: [[HALLUCINATED] for _ in t.turns],
     }
 
@@ -222,3 +224,70 @@ __all__ = [
     "HALLUCINATED", "IRRELEVANCE_POLICIES", "REFUSAL", "TEMPLATE", "dummy_call", "dumps_table",
     "multi_turn_policies", "one_wrong", "placeholder", "play_multi_turn", "single_turn_policies", "summary_row",
 ]
+
+
+# ------------------------------------------------------------------------------ tables
+
+SINGLE_TURN_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_simple", "live_multiple",
+                          "live_parallel", "live_parallel_multiple", "irrelevance", "live_irrelevance", "live_relevance")
+MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+
+
+def single_turn_scores(suite: Any, n: int) -> dict[str, dict[str, list[tuple[Task, dict[str, Any]]]]]:
+    """category → policy → [(task, score dict)] over the first ``n`` tasks of each category."""
+    from toolgym.env.reward.engine import score_output
+
+    pol = single_turn_policies()
+    out: dict[str, dict[str, list[tuple[Task, dict[str, Any]]]]] = {}
+    for cat in SINGLE_TURN_CATEGORIES:
+        tasks = sorted((t for t in suite if t.category == cat), key=lambda t: _order(t.id))[:n]
+        out[cat] = {}
+        for name, p in pol.items():
+            if tasks and tasks[0].kind != "ast" and name not in IRRELEVANCE_POLICIES:
+                continue
+            rows = []
+            for t in tasks:
+                text = p(t)
+                if text is not None:
+                    rows.append((t, score_output(t, text, TEMPLATE).to_dict()))
+            if rows:
+                out[cat][name] = rows
+    return out
+
+
+def multi_turn_scores(suite: Any, n: int, categories: Sequence[str] = MULTI_TURN_CATEGORIES) -> dict[str, dict[str, list[tuple[Task, dict[str, Any]]]]]:
+    """category → policy → [(task, terminal info)] over the first ``n`` tasks, played in the env."""
+    import gymnasium as gym
+
+    import toolgym.env  # noqa: F401  (registers the env)
+
+    env = gym.make("toolgym/ToolUse-v0", categories=list(categories), template=TEMPLATE, max_steps=256).unwrapped
+    out: dict[str, dict[str, list[tuple[Task, dict[str, Any]]]]] = {}
+    try:
+        for cat in categories:
+            tasks = sorted((t for t in suite if t.category == cat), key=lambda t: _order(t.id))[:n]
+            out[cat] = {name: [(t, play_multi_turn(env, t, p(t))) for t in tasks] for name, p in multi_turn_policies().items()}
+    finally:
+        env.close()
+    return out
+
+
+def _order(task_id: str) -> tuple[str, int]:
+    stem, _, num = task_id.partition("-")[0].rpartition("_")
+    return (stem, int(num)) if num.isdigit() else (task_id, 0)
+
+
+def means(scores: dict[str, dict[str, list[tuple[Task, dict[str, Any]]]]]) -> dict[str, dict[str, float]]:
+    return {c: {p: summary_row([s for _, s in rows])["total"] for p, rows in per.items()} for c, per in scores.items()}
+
+
+if __name__ == "__main__":  # python tests/env/reward/degenerate.py [N]: the mean-total tables
+    import sys
+
+    from toolgym.env.tasks.suite import load_suite
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    suite = load_suite("default")
+    print(dumps_table(means(single_turn_scores(suite, n)), list(single_turn_policies())))
+    print()
+    print(dumps_table(means(multi_turn_scores(suite, n)), list(multi_turn_policies())))
