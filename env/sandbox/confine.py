@@ -113,6 +113,9 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
         resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["processes"]) + 1,) * 2)  # + C, counted here too
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(lim["file_bytes"]),) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # Below the supervisor's priority: on a busy host the session process must still get the
+        # CPU to sample this call's memory and kill it in time (see jail.run_jailed).
+        os.nice(10)
         lk.drop_capabilities()
         if seccomp is not None:
             seccomp.load()
@@ -220,7 +223,7 @@ def _enter_new_root(req: dict[str, Any]) -> None:
 def child_main(req: dict[str, Any], out_w: int, res_w: int, ctl_w: int, fds_to_close: list[int], seccomp: lk.SeccompFilter | None) -> None:
     """C: builds the namespaces, forks G, waits for it. Never returns.
 
-    Reports on ``ctl_w``: ``P<pid>`` once G exists, ``S<status>`` once G and with it every
+    Reports on ``ctl_w``: ``P<pid>`` once G exists, ``S<status> <cpu seconds>`` once G and with it every
     process of the call's pid namespace is gone. The zygote answers on ``S`` and does not
     wait for C's own exit (tearing down the namespaces), which overlaps with the reply.
     """
@@ -243,9 +246,11 @@ def child_main(req: dict[str, Any], out_w: int, res_w: int, ctl_w: int, fds_to_c
         os.write(ctl_w, f"P{pid}\n".encode())
         os.close(out_w)
         os.close(res_w)
-        _, st = os.waitpid(pid, 0)
+        _, st, ru = os.wait4(pid, 0)
         status = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
-        os.write(ctl_w, f"S{status}\n".encode())
+        # G's CPU seconds too: a SIGKILL is the CPU hard limit only if G used that much CPU
+        # (else a watchdog killed it, e.g. for memory).
+        os.write(ctl_w, f"S{status} {ru.ru_utime + ru.ru_stime:.3f}\n".encode())
     except BaseException as e:  # noqa: BLE001
         try:
             os.write(res_w, json.dumps({"error": f"sandbox setup failed: {type(e).__name__}: {e}", "setup": True}).encode())

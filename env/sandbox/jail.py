@@ -98,12 +98,13 @@ def _reap_pending() -> None:
 
 
 class _Ctl:
-    """Parses C's ``P<pid>`` / ``S<status>`` lines."""
+    """Parses C's ``P<pid>`` / ``S<status> <cpu seconds>`` lines."""
 
     def __init__(self) -> None:
         self.buf = b""
         self.gpid: int | None = None
         self.status: int | None = None
+        self.cpu_s = 0.0
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -112,7 +113,9 @@ class _Ctl:
             if line[:1] == b"P":
                 self.gpid = int(line[1:])
             elif line[:1] == b"S":
-                self.status = int(line[1:])
+                status, _, cpu = line[1:].partition(b" ")
+                self.status = int(status)
+                self.cpu_s = float(cpu or 0)
 
 
 def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> dict[str, Any]:
@@ -200,14 +203,15 @@ def run_jailed(req: dict[str, Any], seccomp: lk.SeccompFilter | None = None) -> 
         for fd in (out_r, res_r, ctl_r):
             os.close(fd)
     status = ctl.status if ctl.status is not None else 72
-    result = _result(lim, out, res, seen, status, timed_out, flooded, time.monotonic() - t0)
+    result = _result(lim, out, res, seen, status, timed_out, flooded, time.monotonic() - t0, ctl.cpu_s)
     if over_memory:
         result.update(ok=False, timed_out=False, error=f"memory limit exceeded: the call's processes held more than {tree_cap} bytes together "
                                       f"(tree_memory_bytes; {peak} seen); every process of the call was killed")
     return result
 
 
-def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, status: int, timed_out: bool, flooded: bool, duration: float) -> dict[str, Any]:
+def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, status: int, timed_out: bool, flooded: bool, duration: float,
+            cpu_used: float = 0.0) -> dict[str, Any]:
     out_cap = int(lim["output_bytes"])
     truncated = len(out) > out_cap
     text = bytes(out[:out_cap]).decode("utf-8", errors="replace")
@@ -230,7 +234,8 @@ def _result(lim: dict[str, Any], out: bytearray, res: bytearray, seen: int, stat
         # No result record: the code ended its own process (os._exit) or was killed by a signal.
         if status >= 128:
             sig = status - 128
-            if sig in (signal.SIGXCPU, signal.SIGKILL):
+            cpu_lim = float(lim["cpu_s"])
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_used >= max(1.0, cpu_lim) - 0.05):
                 ok, error, timed_out = False, f"CPU time limit exceeded ({float(lim['cpu_s']):g} s); the process was killed", True
             else:
                 name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
