@@ -160,7 +160,8 @@ class Episode:
             "turn": 0,
             "num_turns": len(self.task.turns),
         }
-        return f"{system}\n\nUser: {user}", info
+        # Task text can come from a client (inline tasks): made encodable like every observation.
+        return clean_text(f"{system}\n\nUser: {user}"), clean_json(info)
 
     # ------------------------------------------------------------------ stepping
     def _execute(self, calls: tuple[ToolCall, ...], offered: list[ToolSpec]) -> tuple[CallOutcome, ...]:

@@ -70,7 +70,10 @@ def resolve_model_path(m: ModelSection, output_dir: str) -> str:
         return build_tiny_model(
             str(Path(output_dir) / "tiny_model"), seed=m.tiny_seed, hidden_size=m.tiny_hidden_size, num_hidden_layers=m.tiny_layers
         )
-    return m.name_or_path
+    # aliases (smollm2-135m-instruct), GGUF files/folders and HF folders resolve offline (toolgym.trainer.models)
+    from toolgym.trainer.models import local_model_path
+
+    return local_model_path(m.name_or_path)
 
 
 def attn_implementation(m: ModelSection) -> str | None:
@@ -184,13 +187,15 @@ def make_client(address: Any, timeout: float, transport: str = "unary") -> Any:
 
 def save_final_model(model: Any, tokenizer: Any, where: str | Path) -> str:
     """Save a trained policy as a plain checkpoint: a PEFT adapter is merged into its base first, so every later
-    stage (and ``from_pretrained``) loads it like any model directory."""
+    stage (and ``from_pretrained``) loads it like any model directory. The adapter alone is also kept, in
+    ``where/adapter`` (small; ``PeftModel.from_pretrained(base, where/"adapter")`` reloads it)."""
     where = Path(where)
     where.mkdir(parents=True, exist_ok=True)
     try:
         from peft import PeftModel
 
         if isinstance(model, PeftModel):
+            model.save_pretrained(where / "adapter")
             model = model.merge_and_unload()
     except ImportError:  # pragma: no cover - peft is part of the train extra
         pass

@@ -99,6 +99,18 @@ def _progress(it: Any, show: bool, desc: str, **kw: Any) -> Any:
     return tqdm(it, desc=desc, **kw)
 
 
+def _freeze_below(model: Any, top: int) -> None:
+    """Freeze the embeddings and every transformer layer but the top ``top`` (a BERT-style encoder)."""
+    import re
+
+    layer = re.compile(r"encoder\.layer\.(\d+)\.")
+    n_layers = 1 + max((int(m.group(1)) for n, _ in model.named_parameters() if (m := layer.search(n))), default=-1)
+    for name, p in model.named_parameters():
+        m = layer.search(name)
+        if "embeddings" in name or (m is not None and int(m.group(1)) < n_layers - top):
+            p.requires_grad_(False)
+
+
 def train_retriever(cfg: RetrieverConfig) -> dict[str, Any]:
     """Train, save, and return a summary (paths, split sizes, steps, seconds)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -123,6 +135,8 @@ def train_retriever(cfg: RetrieverConfig) -> dict[str, Any]:
     base = Path(cfg.base_model).expanduser() if cfg.base_model else base_model_dir()
     model = SentenceTransformer(str(base), device="cpu", local_files_only=True)
     model.max_seq_length = cfg.max_seq_length
+    if cfg.trainable_layers:
+        _freeze_below(model, cfg.trainable_layers)
     out_dir = cfg.resolved_output_dir()
     work = out_dir.parent / (out_dir.name + ".work")
     args = SentenceTransformerTrainingArguments(

@@ -48,6 +48,8 @@ class RetrieverConfig:
                                                                  "query that it does not need")
     hard_negative_pool: int = _f(5, "a hard negative is drawn from this many top-ranked wrong tools (the very top "
                                     "one is often a near-duplicate that would also do)")
+    trainable_layers: int = _f(0, "train only the top N transformer layers (0: all, embeddings included); fewer "
+                                  "layers cost less backward time on a CPU")
     max_pairs: int = _f(0, "use at most this many training pairs (0: all); for smoke tests")
     max_pairs_per_tool: int = _f(6, "at most this many pairs per tool (0: no cap): `cd` or `get_stock_info` alone have "
                                     "40-50 queries, and a few well-known tools shouldn't take most of the CPU time")
