@@ -109,6 +109,10 @@ def screen_action(parsed: ParsedAction, text: str) -> ParsedAction:
                "none of this output's calls were run: write the text again without it")
         frag = text[max(0, off - 40): off + 40]
         return ParsedAction(clean_text(parsed.template), issues=(_issue(parsed.template, msg, text, off, frag),))
+    if "\\u" not in text and "\\U" not in text:
+        # Clean text decodes to clean values: JSON and Python literals can only produce a lone
+        # surrogate from a \u / \U escape. Skipping the walk keeps scoring's hot path cheap.
+        return parsed
     calls: list[ToolCall] = []
     extra: list[ParseIssue] = []
     for c in parsed.calls:
