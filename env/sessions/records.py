@@ -61,7 +61,9 @@ class StepEntry:
     at: float  # wall-clock time (s since epoch) when it was applied
 
     def to_json(self) -> str:
-        return dumps(asdict(self))
+        # Not asdict(): it deep-copies the reply, and this runs on every step's hot path.
+        return dumps({"index": self.index, "action": self.action, "digest": self.digest, "reply": self.reply,
+                      "elapsed_ms": self.elapsed_ms, "at": self.at})
 
     @classmethod
     def from_json(cls, text: str) -> StepEntry:

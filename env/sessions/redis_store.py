@@ -34,11 +34,12 @@ redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 redis.call('HSET', KEYS[3], 'spec', ARGV[3], 'owner', ARGV[2], 'created', ARGV[4])
 return {0, 0}
 """
-# KEYS: s, l, open, lease, ro, r:<id>  ARGV: sid, index, entry, now, holder, rollout, finished
+# KEYS: s, l, open, lease, ro, r:<id>  ARGV: sid, index, entry, now, holder, rollout, finished, done
 _APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('LLEN', KEYS[2]) ~= tonumber(ARGV[2]) then return -2 end
 redis.call('RPUSH', KEYS[2], ARGV[3])
+if ARGV[8] == '1' then redis.call('HSET', KEYS[1], 'done', '1') end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 if ARGV[6] ~= '' then
   redis.call('SET', KEYS[6], ARGV[6])
@@ -56,17 +57,14 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('HINCRBY', KEYS[4], owner, -1) <= 0 then redis.call('HDEL', KEYS[4], owner) end
 return 1
 """
-# KEYS: lease, s, l  ARGV: holder, ttl_ms -> {got, exists, steps, last entry or ''}
+# KEYS: lease, s, l  ARGV: holder, ttl_ms -> {got, exists, steps, done}
 _ACQUIRE = """
 local got = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 if not got then
-  if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return {0, 0, 0, ''} end
+  if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return {0, 0, 0, '0'} end
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]) return {1, 0, 0, ''} end
-local n = redis.call('LLEN', KEYS[3])
-local last = ''
-if n > 0 then last = redis.call('LINDEX', KEYS[3], -1) end
-return {1, 1, n, last}
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]) return {1, 0, 0, '0'} end
+return {1, 1, redis.call('LLEN', KEYS[3]), redis.call('HGET', KEYS[2], 'done') or '0'}
 """
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
@@ -149,7 +147,7 @@ class RedisStore(SessionStore):
         rid = f"{int(now * 1e6):017d}.{sid}" if rollout is not None else ""
         keys = [self._k("s", sid), self._k("l", sid), self._open_key, self._k("lease", sid), self._ro_key, self._k("r", rid)]
         args = [sid, entry.index, entry.to_json(), now, release, dumps({**rollout, "id": rid}) if rollout is not None else "",
-                float(rollout["finished_at"]) if rollout is not None else 0]
+                float(rollout["finished_at"]) if rollout is not None else 0, "1" if entry.done else "0"]
         code = self._do("storing a step", lambda: self._append(keys=keys, args=args))
         if code == -1:
             raise SessionNotFound(f"no open session {sid!r}: it was closed or expired while this step ran")
@@ -171,12 +169,12 @@ class RedisStore(SessionStore):
     # ------------------------------------------------------------------ leases
     def acquire(self, sid: str, holder: str, ttl_s: float) -> Head | None | bool:
         keys = [self._k("lease", sid), self._k("s", sid), self._k("l", sid)]
-        got, exists, n, last = self._do("taking a session's lease", lambda: self._acquire(keys=keys, args=[holder, max(1, int(ttl_s * 1000))]))
+        got, exists, n, done = self._do("taking a session's lease", lambda: self._acquire(keys=keys, args=[holder, max(1, int(ttl_s * 1000))]))
         if not got:
             return False
         if not exists:
             return None
-        return Head(steps=int(n), done=bool(last) and StepEntry.from_json(last).done)
+        return Head(steps=int(n), done=done == "1")
 
     def release(self, sid: str, holder: str) -> None:
         self._do("releasing a session's lease", lambda: self._release(keys=[self._k("lease", sid)], args=[holder]))

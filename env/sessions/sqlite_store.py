@@ -7,6 +7,11 @@ synchronous=NORMAL makes a committed step survive the process being killed (kill
 the WAL is written before COMMIT returns; only a power loss may drop the last transactions
 (``?synchronous=FULL`` fsyncs each commit for that).
 
+Group commit: concurrent steps' appends are queued and one writer thread commits everything
+queued in one transaction, each step checked on its own (compare-and-append), and every
+caller waits for that COMMIT before its reply leaves. With 64 sessions stepping, one commit
+carries many steps, which is what keeps the durable store near the memory store's speed.
+
 URL forms: ``sqlite:///rel/path.db`` (relative to the working directory),
 ``sqlite:////abs/path.db``; ``sqlite:///abs/path.db`` is taken as absolute when its folder
 exists there and not relative to the working directory. Query options: ``synchronous``
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import parse_qs
 
@@ -60,8 +67,24 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     return os.path.abspath(path), opts
 
 
+log = logging.getLogger("toolgym.sessions.sqlite")
+
+_MAX_BATCH = 512  # appends per group commit
+
+
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+@dataclass
+class _Append:
+    sid: str
+    index: int
+    entry: str
+    now: float
+    rollout: dict[str, Any] | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
 
 
 class SqliteStore(SessionStore):
@@ -73,6 +96,10 @@ class SqliteStore(SessionStore):
         self.url = url or f"sqlite:///{path}"
         self._lock = threading.Lock()
         self._lockfd: int | None = None
+        self._queue: list[_Append] = []
+        self._queue_cv = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
         if not os.path.isdir(os.path.dirname(path)):
             raise StoreConfigError(f"session store {path}: folder {os.path.dirname(path)} does not exist; create it or pick another path")
         try:
@@ -130,6 +157,12 @@ class SqliteStore(SessionStore):
         self._lockfd = fd
 
     # ------------------------------------------------------------------ helpers
+    def _refused(self, e: sqlite3.Error) -> StoreUnavailable:
+        msg = _one_line(e)
+        hint = "free disk space (or raise max_page_count)" if "full" in msg else "check the file and its disk"
+        return StoreUnavailable(f"the session store {self.path} refused a write ({msg}); nothing was recorded "
+                                f"and no reply was sent for it — {hint}, then retry with the same step_index")
+
     def _write(self, fn: Any) -> Any:
         """Run ``fn(db)`` in one IMMEDIATE transaction; any SQLite failure is StoreUnavailable."""
         with self._lock:
@@ -148,10 +181,7 @@ class SqliteStore(SessionStore):
                         self._db.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
-                msg = _one_line(e)
-                hint = "free disk space (or raise max_page_count)" if "full" in msg else "check the file and its disk"
-                raise StoreUnavailable(f"the session store {self.path} refused a write ({msg}); nothing was recorded "
-                                       f"and no reply was sent for it — {hint}, then retry with the same step_index") from None
+                raise self._refused(e) from None
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -189,19 +219,58 @@ class SqliteStore(SessionStore):
         return StepEntry.from_json(rows[0][0]) if rows else None
 
     def append(self, sid: str, entry: StepEntry, now: float, rollout: dict[str, Any] | None = None, release: str = "") -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            cur = db.execute("UPDATE sessions SET steps=steps+1, last_used=? WHERE id=? AND steps=?", (now, sid, entry.index))
-            if cur.rowcount != 1:
-                if db.execute("SELECT 1 FROM sessions WHERE id=?", (sid,)).fetchone() is None:
-                    raise SessionNotFound(f"no open session {sid!r}: it was closed or expired while this step ran")
-                raise StepIndexError(f"step {entry.index} of session {sid!r} was stored by another writer first")
-            db.execute("INSERT INTO steps(session_id, idx, entry) VALUES(?,?,?)", (sid, entry.index, entry.to_json()))
-            if rollout is not None:
-                db.execute("INSERT INTO rollouts(session_id, task_id, category, total, finished_at, data) VALUES(?,?,?,?,?,?)",
-                           (sid, rollout["task_id"], rollout["category"], float(rollout["reward"]["total"]),
-                            float(rollout["finished_at"]), dumps(rollout)))
+        job = _Append(sid, entry.index, entry.to_json(), now, rollout)
+        with self._queue_cv:
+            if self._closing:
+                raise StoreUnavailable(f"the session store {self.path} is closing; retry with the same step_index")
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="toolgym-sqlite-writer", daemon=True)
+                self._writer.start()
+            self._queue.append(job)
+            self._queue_cv.notify()
+        job.done.wait()  # until the COMMIT that holds this step has returned (or failed)
+        if job.error is not None:
+            raise job.error
 
-        self._write(tx)
+    def _write_loop(self) -> None:
+        while True:
+            with self._queue_cv:
+                while not self._queue and not self._closing:
+                    self._queue_cv.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+            try:
+                self._commit(batch)
+            except BaseException as e:  # noqa: BLE001 - every waiter must wake, whatever happened
+                log.exception("group commit failed")
+                for job in batch:
+                    job.error = job.error or StoreUnavailable(f"the session store {self.path} failed a write ({type(e).__name__}: {e})")
+            for job in batch:
+                job.done.set()
+
+    def _commit(self, batch: list[_Append]) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            for job in batch:
+                # Compare-and-append, step by step: a conflict fails that step alone.
+                cur = db.execute("UPDATE sessions SET steps=steps+1, last_used=? WHERE id=? AND steps=?", (job.now, job.sid, job.index))
+                if cur.rowcount != 1:
+                    if db.execute("SELECT 1 FROM sessions WHERE id=?", (job.sid,)).fetchone() is None:
+                        job.error = SessionNotFound(f"no open session {job.sid!r}: it was closed or expired while this step ran")
+                    else:
+                        job.error = StepIndexError(f"step {job.index} of session {job.sid!r} was stored by another writer first")
+                    continue
+                db.execute("INSERT INTO steps(session_id, idx, entry) VALUES(?,?,?)", (job.sid, job.index, job.entry))
+                if job.rollout is not None:
+                    r = job.rollout
+                    db.execute("INSERT INTO rollouts(session_id, task_id, category, total, finished_at, data) VALUES(?,?,?,?,?,?)",
+                               (job.sid, r["task_id"], r["category"], float(r["reward"]["total"]), float(r["finished_at"]), dumps(r)))
+
+        try:
+            self._write(tx)
+        except StoreUnavailable as e:  # the whole transaction rolled back: no step of it is stored
+            for job in batch:
+                job.error = e
 
     def close(self, sid: str) -> bool:
         def tx(db: sqlite3.Connection) -> bool:
@@ -249,6 +318,11 @@ class SqliteStore(SessionStore):
         return int(self._write(tx))
 
     def close_store(self) -> None:
+        with self._queue_cv:
+            self._closing = True
+            self._queue_cv.notify_all()
+        if self._writer is not None:
+            self._writer.join(30)  # queued steps are committed (or failed) before the file closes
         db = getattr(self, "_db", None)
         if db is not None:
             try:
