@@ -34,7 +34,7 @@ class SandboxLimits:
     file_bytes: int = field(default=16 * 1024 * 1024, metadata=_help("largest file a call may write (RLIMIT_FSIZE); the workspace itself is a size-limited tmpfs"))
     tree_memory_bytes: int = field(
         default=1024 * 1024 * 1024,
-        metadata=_help("resident memory of a code call's whole process tree (all its forks together); sampled every few ms, the tree is killed past it"),
+        metadata=_help("resident memory of a code call's whole process tree (all its forks together); sampled every 4 ms, the tree is killed at 90% of it"),
     )
 
     def __post_init__(self) -> None:
