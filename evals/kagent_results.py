@@ -35,6 +35,8 @@ class TemplateResult:
     json_ok: bool | None = None
     repaired: bool = False
     text: str | None = None
+    #: strict mode: True for an expected template the prediction left out (scored 0)
+    missing: bool | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)

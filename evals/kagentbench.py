@@ -26,7 +26,12 @@ Each item is the mean over its templates; each ability the mean over its items; 
 The reference's quirks are kept by default (``strict=False``), because the published numbers depend on
 them; the important one: **an output under an unknown template name, or an empty ReACT output, is not
 parsed — the previous template's parse is reused** (the reference's loop variables carry over). With
-``strict=True`` such outputs score 0 instead. Where the reference would crash (no prediction for an item,
+``strict=True`` such outputs score 0 instead, and a submission cannot choose which templates count:
+an item's templates are the keys of its ``prompt_input`` (all of :data:`KNOWN_TEMPLATES` when it has
+none), each one the prediction leaves out is scored 0 as *missing* (``counts["missing_templates"]``),
+and outputs under other names are ignored (``counts["extra_templates"]``). Non-strict mode keeps the
+reference's rule (the mean over the templates the prediction gives) and only counts the missing
+ones. Where the reference would crash (no prediction for an item,
 no usable golden, an item type with no items) this module scores 0 / reports ``None`` and counts it.
 
 This module is the scorer and the public entry point; the pieces live beside it: the per-template
@@ -121,6 +126,30 @@ def _parse_all(model_predict: Mapping, funcs, strict: bool, issues: list[str]):
     return out
 
 
+def expected_templates(item: Mapping) -> tuple[str, ...]:
+    """The templates an item asks for: its ``prompt_input`` keys, else every known template."""
+    prompts = item.get("prompt_input")
+    if isinstance(prompts, Mapping) and prompts:
+        return tuple(str(k) for k in prompts)
+    return KNOWN_TEMPLATES
+
+
+def _strict_templates(item: Mapping, model_predict: Mapping, issues: list[str]) -> tuple[dict, list[str]]:
+    """(the prediction restricted to the expected templates, the expected ones it left out)."""
+    expected = expected_templates(item)
+    extra = [k for k in model_predict if k not in expected]
+    if extra:
+        issues.append(f"strict: {len(extra)} output(s) under templates the item does not ask for ignored: {extra[:5]}")
+    missing = [k for k in expected if k not in model_predict]
+    if missing:
+        issues.append(f"strict: {len(missing)} expected template(s) missing, scored 0: {missing}")
+    return {k: model_predict[k] for k in expected if k in model_predict}, missing
+
+
+def _missing_result(name: str, keys: tuple[str, ...]) -> TemplateResult:
+    return TemplateResult(template=name, scores={k: 0.0 for k in keys}, missing=True)
+
+
 def score_item(item: Mapping, model_predict: Any, *, strict: bool = False, bleu: bool = True,
                keep_text: bool = True) -> ItemResult:
     """Score one item against its ``model_predict``; scores are fractions in [0, 1]."""
@@ -142,6 +171,9 @@ def score_item(item: Mapping, model_predict: Any, *, strict: bool = False, bleu:
         goldens = _goldens(item)
         funcs = item.get("funcs") or []
         last = _last_task(item) if typ == "reflextion" else {}
+        missing: list[str] = []
+        if strict:
+            model_predict, missing = _strict_templates(item, model_predict, issues)
         parsed = _parse_all(model_predict, funcs, strict, issues)
         for name, p, reused, unparsed, raw in parsed:
             if typ == "plantooluse":
@@ -157,6 +189,7 @@ def score_item(item: Mapping, model_predict: Any, *, strict: bool = False, bleu:
                 text=_clip(raw) if keep_text else None,
             ))
         keys = ("planning", "tool_use") if typ == "plantooluse" else ("reflection",)
+        templates.extend(_missing_result(name, keys) for name in missing)
         for k in keys:
             scores[k] = (sum(t.scores[k] for t in templates) / len(templates)) if templates else 0.0
         if not templates:
@@ -167,6 +200,9 @@ def score_item(item: Mapping, model_predict: Any, *, strict: bool = False, bleu:
             issues.append("model_predict is not a {template: text} object: scored 0")
             model_predict = {}
         labels = _golden_texts(item)
+        missing = []
+        if strict:
+            model_predict, missing = _strict_templates(item, model_predict, issues)
         for name, raw in model_predict.items():
             text = conclusion_text(name, raw)
             if text == "":
@@ -177,6 +213,7 @@ def score_item(item: Mapping, model_predict: Any, *, strict: bool = False, bleu:
             if bleu:
                 s["bleu"] = _bleu(str(text), [str(x) for x in labels]) if text != "" else 0.0
             templates.append(TemplateResult(template=name, scores=s, text=_clip(raw) if keep_text else None))
+        templates.extend(_missing_result(name, ("concluding", "bleu") if bleu else ("concluding",)) for name in missing)
         if templates:
             scores["concluding"] = sum(t.scores["concluding"] for t in templates) / len(templates)
             if bleu:
@@ -231,6 +268,7 @@ def score(items, predictions, *, strict: bool = False, bleu: bool = True, detail
     results: list[ItemResult] = []
     missing = ignored = 0
     reused = unparsed = repaired = json_fail = 0
+    missing_tpl = extra_tpl = 0
     template_counts: dict[str, int] = {}
     for iid, it in by_id.items():
         typ = it.get("type")
@@ -242,7 +280,13 @@ def score(items, predictions, *, strict: bool = False, bleu: bool = True, detail
             missing += 1
         res = score_item(it, mp, strict=strict, bleu=bleu, keep_text=details)
         per_type[typ].append(res)
+        if typ != "profile" and isinstance(mp, Mapping):
+            want = expected_templates(it)
+            missing_tpl += sum(1 for k in want if k not in mp)  # counted in both modes, scored 0 in strict
+            extra_tpl += sum(1 for k in mp if k not in want)
         for t in res.templates:
+            if t.missing:
+                continue
             template_counts[t.template] = template_counts.get(t.template, 0) + 1
             reused += t.reused_from is not None
             unparsed += t.unparsed
@@ -283,6 +327,8 @@ def score(items, predictions, *, strict: bool = False, bleu: bool = True, detail
         "unparsed_outputs": unparsed,
         "repaired_json": repaired,
         "failed_json": json_fail,
+        "missing_templates": missing_tpl,
+        "extra_templates": extra_tpl,
         "templates": template_counts,
     }
     for v in list(pct.values()) + [ov]:

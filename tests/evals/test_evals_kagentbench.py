@@ -34,7 +34,39 @@ def test_hand_worked_plan_and_tool_use(items, preds):
     assert r.scores["tool_use"] == pytest.approx(tool, abs=1e-12)
     assert [t.reused_from for t in r.templates] == [None, None, "AutoGPT", None]
     s = by_id(score(items, preds, strict=True))["en-plan-hand"]
-    assert s.scores["planning"] == pytest.approx((E + f(1, 0.6)) / 4, abs=1e-12)
+    # strict: the empty ReACT output scores 0 and ToolLlama, which the item asks for, is missing: 0 of 5
+    assert s.scores["planning"] == pytest.approx((E + f(1, 0.6)) / 5, abs=1e-12)
+    assert [t.template for t in s.templates if t.missing] == ["ToolLlama"]
+
+
+def test_strict_scores_omitted_templates_as_missing(items):
+    """issue 11 item 7: answering only the one template you are good at scored 100 even with --strict."""
+    item = next(it for it in items if it["id"] == "en-plan-hand")
+    g = item["golden_result_list"][0]
+    only = {"AutoGPT": json.dumps({"thoughts": {"text": g["thought"]}, "command": {"name": g["tool_name"], "args": g["tool_args"]}})}
+    lenient = score([item], {item["id"]: only})
+    assert lenient.planning == pytest.approx(100 * E)  # the reference: mean over the templates given
+    assert lenient.counts["missing_templates"] == 4
+    strict = score([item], {item["id"]: only}, strict=True)
+    assert strict.planning == pytest.approx(100 * E / 5)
+    assert strict.tool_use == pytest.approx(100 * E / 5)
+    assert strict.counts["missing_templates"] == 4
+    res = strict.items[0]
+    assert sorted(t.template for t in res.templates if t.missing) == ["KuaiAgent", "ModelScope", "ReACT", "ToolLlama"]
+    assert any("missing" in i for i in res.issues)
+    # outputs under templates the item does not ask for cannot stand in for missing ones
+    padded = score([item], {item["id"]: {**only, "AutoGPT-copy": only["AutoGPT"]}}, strict=True)
+    assert padded.planning == pytest.approx(strict.planning) and padded.counts["extra_templates"] == 1
+
+
+def test_strict_missing_templates_in_conclusions(items):
+    item = next(it for it in items if it["type"] == "conclusion")
+    gold = item["golden_result_list"][0]["golden_result"]
+    only = {"ReACT": f"Thought: done\nFinal Answer: {gold}"}
+    strict = score([item], {item["id"]: only}, strict=True)
+    n = len(item["prompt_input"])
+    assert strict.counts["missing_templates"] == n - 1
+    assert strict.concluding == pytest.approx(score([item], {item["id"]: only}).concluding / n)
 
 
 def test_hand_worked_chinese_conclusion(items, preds):
