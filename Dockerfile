@@ -18,7 +18,7 @@ COPY evals ./evals
 COPY protos ./protos
 COPY trainer ./trainer
 RUN python -m venv /opt/toolgym \
- && /opt/toolgym/bin/pip install . \
+ && /opt/toolgym/bin/pip install '.[store]' \
  # BFCL's wheel ships the data and backends; its pinned provider SDKs are not needed.
  && /opt/toolgym/bin/pip install --no-deps bfcl-eval==2026.3.23
 # KAgentBench-faithful sentence splitting (reports say "approx" without it; needs network at build).
