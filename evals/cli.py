@@ -60,6 +60,10 @@ def _add_commands(sub) -> None:
     c.add_argument("--compare", nargs="+", required=True, metavar="RUN", help="run folders or scores.json files")
     c.add_argument("--out", help="write report.html and report.md here (default: print the Markdown)")
 
+    from toolgym.evals.retrieval_cli import add_retrieval_parser
+
+    add_retrieval_parser(sub)  # toolgym eval retrieval
+
     p = sub.add_parser("punkt", help="English Punkt parameters for nltk-compatible tokenization")
     p.add_argument("action", choices=["fetch", "status"])
     p.add_argument("--wheel", help="fetch: use an already downloaded llama_index_core-0.10.30 wheel")
@@ -181,6 +185,10 @@ def run(args) -> int:
             return _cmd_report(args)
         if cmd == "punkt":
             return _cmd_punkt(args)
+        if cmd == "retrieval":
+            from toolgym.evals.retrieval_cli import run_retrieval_cmd
+
+            return run_retrieval_cmd(args)
     except (FileNotFoundError, ValueError) as e:
         print(f"toolgym eval {cmd}: error: {e}", file=sys.stderr)
         return 2
