@@ -125,6 +125,19 @@ def _load_class(class_name: str) -> type:
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def preload_backends() -> None:
+    """Import every backend module and nothing more: no class is instantiated, no method runs.
+
+    The sandbox calls this in its backend zygote, the clean process every session's process is
+    forked from (:mod:`toolgym.env.sandbox.zygote`). The backends keep state at module, class
+    and function-default level (``TwitterAPI.post_tweet``'s ``mentions=[]`` list, mutated by
+    ``mention()``), so they must be imported there but never used there: each session then
+    starts from exactly what a fresh process that imported them holds, and pays no import.
+    """
+    for class_name in BACKEND_MODULES:
+        _load_class(class_name)
+
+
 def _signature_text(name: str, sig: inspect.Signature) -> str:
     return f"{name}({', '.join(str(p) for p in sig.parameters.values())})"
 
@@ -136,6 +149,9 @@ class BfclMultiTurnToolset:
     "long_context": bool}`` (other keys are ignored). ``workspace`` is not used: the
     backends keep all their state in memory.
     """
+
+    #: For the sandbox's backend zygote (see :func:`preload_backends`).
+    preload = staticmethod(preload_backends)
 
     def __init__(self, config: dict, workspace: str = "") -> None:
         if not isinstance(config, Mapping):
