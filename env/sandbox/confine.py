@@ -113,9 +113,6 @@ def _grandchild(req: dict[str, Any], out_w: int, res_w: int, seccomp: lk.Seccomp
         resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["processes"]) + 1,) * 2)  # + C, counted here too
         resource.setrlimit(resource.RLIMIT_FSIZE, (int(lim["file_bytes"]),) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # Below the supervisor's priority: on a busy host the session process must still get the
-        # CPU to sample this call's memory and kill it in time (see jail.run_jailed).
-        os.nice(10)
         lk.drop_capabilities()
         if seccomp is not None:
             seccomp.load()
