@@ -301,36 +301,6 @@ def _own_namespaces() -> None:
     lk.mount("tmpfs", WS_ROOT, "tmpfs", lk.MS_NOSUID | lk.MS_NODEV, "size=1m,nr_inodes=1000000,mode=0711")
 
 
-def main(spec: dict[str, Any]) -> None:
-    # Keep the protocol pipes on private fds; fd 0/1 become /dev/null so nothing a toolset
-    # prints can corrupt the protocol.
-    rfd = os.dup(0)
-    wfd = os.dup(1)
-    devnull = os.open("/dev/null", os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdout = open(1, "w", closefd=False)
-    signal.signal(signal.SIGXCPU, _on_xcpu)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    nproc = int(spec.get("worker_processes") or 0)
-    if nproc > 0:
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        except (ValueError, OSError):
-            pass
-    mem = int(spec.get("worker_memory_bytes") or 0)
-    if mem > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    _own_namespaces()
-    jail.build_template(list(spec["jail_binds"]), dict(spec["jail_symlinks"]), list(spec.get("jail_hide", ())))
-    jail.start_zygote({"tmp_bytes": int(spec["tmp_bytes"]), "tmp_inodes": int(spec["tmp_inodes"])}, bool(spec.get("seccomp", True)))
-    worker = Worker(spec)
-    protocol.write_frame(wfd, {"ok": True, "ready": True, "python": sys.version.split()[0], "seccomp": jail.zygote().seccomp is not None})
-    worker.serve(rfd, wfd)
-
-
 def _code_preload() -> None:
     for m in jail.PRELOAD:
         try:
@@ -351,65 +321,6 @@ def _backend_preload() -> None:
         preload = getattr(cls, "preload", None)
         if callable(preload):
             preload()
-
-
-def main(spec: dict[str, Any]) -> None:
-    # Keep the protocol pipes on private fds; fd 0/1 become /dev/null so nothing a toolset
-    # prints can corrupt the protocol.
-    rfd = os.dup(0)
-    wfd = os.dup(1)
-    devnull = os.open("/dev/null", os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdout = open(1, "w", closefd=False)
-    signal.signal(signal.SIGXCPU, _on_xcpu)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    nproc = int(spec.get("worker_processes") or 0)
-    if nproc > 0:
-        try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-        except (ValueError, OSError):
-            pass
-    mem = int(spec.get("worker_memory_bytes") or 0)
-    if mem > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    _own_namespaces()
-    jail.build_template(list(spec["jail_binds"]), dict(spec["jail_symlinks"]), list(spec.get("jail_hide", ())))
-    jail.start_zygote({"tmp_bytes": int(spec["tmp_bytes"]), "tmp_inodes": int(spec["tmp_inodes"])}, bool(spec.get("seccomp", True)))
-    worker = Worker(spec)
-    protocol.write_frame(wfd, {"ok": True, "ready": True, "python": sys.version.split()[0], "seccomp": jail.zygote().seccomp is not None})
-    worker.serve(rfd, wfd)
-
-
-def _code_preload() -> None:
-    for m in jail.PRELOAD:
-        try:
-            __import__(m)
-        except ImportError:
-            pass
-
-
-def _backend_preload() -> None:
-    """Import every stateful toolset and what it loads (never run any of it)."""
-    _code_preload()
-    from toolgym.env.tools import registry
-
-    for kind in registry.KINDS:
-        if kind in CODE_KINDS:
-            continue
-        cls = registry.resolve(kind)
-        preload = getattr(cls, "preload", None)
-        if callable(preload):
-            preload()
-
-
-def _read_spec(fd: int) -> dict[str, Any]:
-    spec = protocol.read_frame(fd)
-    if not isinstance(spec, dict):
-        raise SystemExit("toolgym sandbox worker: the launch spec must be a JSON object")
-    return spec
 
 
 def main(spec: dict[str, Any]) -> None:
