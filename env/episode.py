@@ -272,13 +272,22 @@ class Episode:
 
     def _finish(self, observation: str, terminated: bool, truncated: bool, info: dict[str, Any]) -> StepOutcome:
         verdict: MultiTurnVerdict | None = None
+        failure = ""
         if self.task.kind == "multi_turn":
             if len(self._turn_records) <= self.turn < len(self.task.turns):
                 self._end_turn()  # the turn in progress (truncation / give-up) is judged as it stands
-            replay: GroundTruthReplay = self._gt_replay(self.task)
-            verdict = check_multi_turn(self._turn_records, replay)
+            try:
+                replay: GroundTruthReplay = self._gt_replay(self.task)
+                verdict = check_multi_turn(self._turn_records, replay)
+            except Exception as e:  # noqa: BLE001 - the step stays recorded; the score says it is not valid
+                verdict = None
+                failure = f"the ground-truth replay of {self.task.id!r} failed: {type(e).__name__}: {e}"
         traj = Trajectory(steps=tuple(self.steps), truncated=truncated, multi_turn=verdict)
-        score = score_trajectory(self.task, traj, self.reward_config)
+        if self.task.kind == "multi_turn" and verdict is None:
+            score = ScoreResult(total=0.0, components={k: 0.0 for k in self.reward_config.weights}, penalties={},
+                                valid=False, feedback=failure, details={"error": failure})
+        else:
+            score = score_trajectory(self.task, traj, self.reward_config)
         self.final_score = score
         self.done = True
         self.close()
