@@ -16,7 +16,9 @@ trainers and evals pick them up without code changes):
   lost is answered from the server's record instead of being applied twice.
 - Several replicas: an address such as ``ipv4:10.0.0.1:50051,10.0.0.2:50051`` or
   ``dns:///toolgym:50051`` uses gRPC's ``round_robin`` for stateless calls and Resets; each
-  session's Step/Close go to the replica that holds it (named in Reset's ``info["replica"]``).
+  session's Step/Close go to the replica that created it (named in Reset's ``info["replica"]``).
+  On a shared session store (``--session-store redis://``) that is only an optimisation (any
+  replica serves any session); with private stores it is what makes steps find their session.
 """
 
 from __future__ import annotations

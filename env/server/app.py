@@ -7,11 +7,13 @@ Every RPC passes :class:`~toolgym.env.server.security.Guard` first (authenticati
 decode errors, per-client limits). The server binds loopback by default and refuses a
 non-loopback address without TLS and a token unless told ``--allow-insecure-remote``.
 
-Scale-out: run several replicas, each with its own ``--replica-id``; session ids then carry it
-(``"<replica>.<hex>"``) and Reset's info names the replica's ``--advertise-address``. Stateless
-calls (Score, ListTasks, Reset, Evaluate) spread over the replicas with gRPC's client-side
-``round_robin``; :class:`~toolgym.env.client.ToolgymClient` sends a session's Step/Close to the
-replica that holds it, and a Step that reaches another replica is NOT_FOUND naming the right one.
+Scale-out: run several replicas on one shared ``--session-store redis://...``; any replica then
+serves any session (toolgym.env.sessions restores a session it has no live state for by replaying
+its stored log), so any balancer works. With ``--replica-id`` session ids carry the replica
+(``"<replica>.<hex>"``) and Reset's info names its ``--advertise-address``, so
+:class:`~toolgym.env.client.ToolgymClient` can send a session's steps back to it and save the other
+replicas a replay. Replicas with private stores (memory, one SQLite file each) need that pinning:
+a Step that reaches another one is NOT_FOUND naming the right one.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class ServerConfig:
 
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind. Loopback by default: expose it only with TLS/auth."})
     port: int = field(default=50051, metadata={"help": "Port to bind; 0 picks a free port (see RunningServer.port)."})
+    http_port: int = field(default=-1, metadata={"help": "Also serve the OpenEnv-compatible HTTP/WebSocket gateway (/ws, /reset, /step, /schema, ...) on this port, same sessions as gRPC; 0 picks a free port, -1 (default) serves none."})
     suite: str = field(default="default", metadata={"help": "Task suite: 'default' (BFCL v4 + toolgym_python), 'bfcl', 'bfcl-single', 'bfcl-multi' or a JSONL file."})
     categories: tuple[str, ...] = field(default=(), metadata={"help": "Restrict the suite to these categories (empty = all)."})
     max_workers: int = field(default=32, metadata={"help": "gRPC handler threads."})
@@ -105,6 +108,7 @@ class RunningServer:
         self._stats_fn = stats
         self._stats_file = stats_file
         self.env = env  # the EnvServicer (None with enable_env=False)
+        self.http: Any = None  # the HTTP gateway (HttpGateway: .port, .url) when --http-port was given
         self.guard = guard
         self._stats_thread: threading.Thread | None = None
         if stats_file:
@@ -254,6 +258,14 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
         env.advertise_address = cfg.advertise_address or f"{cfg.host}:{port}"
     if tokens is not None:
         closers.append(security.install_redaction(tokens.secrets()))
+    http = None
+    if cfg.http_port >= 0:  # the OpenEnv HTTP/WebSocket gateway, over the same EnvServicer and session store
+        if env is None:
+            raise ValueError("--http-port serves the env over HTTP/WebSocket: it cannot be combined with --no-env")
+        from toolgym.env.server.http.runner import HttpGateway
+
+        http = HttpGateway(env, cfg, tokens)
+        closers.insert(0, http.stop)  # stop taking WebSocket frames before the sessions close
     server.start()
 
     def stats() -> dict[str, Any]:
@@ -267,8 +279,10 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
     log.info("toolgym serving %s on %s:%d (%d tasks; %s%s%s)", ", ".join(names), cfg.host, port, len(suite),
              "TLS" if creds is not None else "plaintext", ", mTLS" if cfg.tls_client_ca else "",
              ", token auth" if tokens is not None else "")
-    return RunningServer(server, port, cfg.host, health_servicer, closers, stats=stats, stats_file=cfg.stats_file,
-                         stats_interval_s=cfg.stats_interval_s, env=env, guard=guard)
+    running = RunningServer(server, port, cfg.host, health_servicer, closers, stats=stats, stats_file=cfg.stats_file,
+                            stats_interval_s=cfg.stats_interval_s, env=env, guard=guard)
+    running.http = http
+    return running
 
 
 def serve(config: ServerConfig) -> int:
