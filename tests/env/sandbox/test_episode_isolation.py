@@ -228,3 +228,45 @@ def _wire(trace: str) -> str:
             keep["total"] = round(float(keep["total"]), 9)
         out.append([obs, float(reward), term, trunc, keep])
     return json.dumps(out, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- final backend state
+def _session_run(pool, task) -> str:
+    """Open the task's toolset, run its ground truth, return every result and the final state."""
+    from toolgym.env.episode import toolset_of
+
+    kind, config = toolset_of(task)
+    sid = pool.open_session(kind, config)
+    try:
+        if task.kind != "multi_turn":
+            calls = [("python", {"code": PY_PROBE})]
+        else:
+            calls = [(c.name, c.arguments) for turn in task.ground_truth for s in turn for c in parse_python_calls(s, allow_positional=True)]
+        results = [pool.call(sid, name, args).to_dict() for name, args in calls]
+        for r in results:
+            r.pop("duration_s")
+        return json.dumps({"results": results, "state": pool.state(sid)}, sort_keys=True, ensure_ascii=True)
+    finally:
+        pool.close_session(sid)
+
+
+def test_final_backend_state_after_unrelated_sessions_equals_a_fresh_worker(tasks):
+    from toolgym.env.episode import toolset_of
+    from toolgym.env.sandbox import WorkerPool
+
+    fresh = {}
+    for tid in TARGETS.values():
+        with WorkerPool(SandboxConfig(workers=1)) as p:
+            fresh[tid] = _session_run(p, tasks[tid])
+    with WorkerPool(SandboxConfig(workers=1)) as p:
+        kind, config = toolset_of(tasks[LEAKY])
+        sid = p.open_session(kind, config)  # the model-like leaky session
+        posted = p.call(sid, "post_tweet", {"content": "hello from an earlier session"})
+        assert posted.ok, posted
+        assert p.call(sid, "mention", {"tweet_id": json.loads(posted.output)["id"], "mentioned_usernames": ["@earlier"]}).ok
+        p.close_session(sid)
+        for tid in WARMUP:
+            _session_run(p, tasks[tid])
+        got = {tid: _session_run(p, tasks[tid]) for tid in TARGETS.values()}
+        assert p.stats()["workers_started"] == 1
+    _assert_same(got, fresh, "final backend state (pool sessions)")
