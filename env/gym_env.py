@@ -38,8 +38,10 @@ def _check_parse_error_mode(mode: Any) -> str:
 
 
 def _normalise(info: dict[str, Any]) -> dict[str, Any]:
-    # One JSON round trip: local infos get exactly the types a remote env decodes.
-    return json.loads(json.dumps(info, ensure_ascii=False, sort_keys=True, default=str))
+    # One JSON round trip: local infos get exactly the types a remote env decodes. Keys keep
+    # their order: a tool's parameters are listed in declared order, the order positional
+    # arguments bind in.
+    return json.loads(json.dumps(info, ensure_ascii=False, default=str))
 
 
 def _pick_id(ids: Sequence[str], seed: int) -> str:

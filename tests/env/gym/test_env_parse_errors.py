@@ -155,3 +155,14 @@ def test_python_tool_raising_a_surrogate_is_recorded(make):
     assert not term and len(env.unwrapped._episode.steps) == 1
     obs, *_ = env.step('<tool_call>{"name": "python", "arguments": {"code": "print(6*7)"}}</tool_call>')
     assert "42" in obs
+
+
+def test_info_lists_parameters_in_declared_order(make, bfcl_suite):
+    # Positional arguments bind in the schema's declared order, so what a client reads must keep it.
+    task = bfcl_suite.get("multi_turn_base_0")
+    env = make(template="pythonic")
+    _, info = env.reset(options={"task_id": task.id})
+    declared = {t.name: list(t.parameters.get("properties", {})) for t in task.tools}
+    got = {t["name"]: list(t["parameters"].get("properties", {})) for t in info["tools"]}
+    assert got == {n: declared[n] for n in got}
+    assert any(v != sorted(v) for v in got.values())  # the check is not vacuous: some order is not alphabetical
