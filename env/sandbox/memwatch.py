@@ -63,6 +63,19 @@ def rss(pid: int) -> int:
         return 0
 
 
+def pss(pid: int) -> int:
+    """Proportional resident bytes of one process (shared pages split among their sharers);
+    falls back to :func:`rss` where ``smaps_rollup`` is missing. Costlier than :func:`rss`."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss(pid)
+
+
 def tree_rss(root: int) -> int:
     """Resident bytes of ``root``'s whole tree (an over-estimate: see the module docstring)."""
     return sum(rss(p) for p in tree(root))
@@ -82,14 +95,16 @@ def host_mem_total() -> int:
 class ServerWatch:
     """A thread that keeps the resident memory of all workers' trees under ``budget`` bytes.
 
-    Every ``interval_s`` it sums :func:`tree_rss` over ``roots()`` (the workers' host pids); when
-    the sum is over budget it SIGKILLs the single largest process of those trees (a code call's
+    Every ``interval_s`` it sums :func:`pss` over the trees of ``roots()`` (the workers' host pids:
+    proportional, because hundreds of session processes share their zygote's pages, which a sum of
+    RSS would count hundreds of times); when the sum is over budget it SIGKILLs the single largest
+    process of those trees (a code call's
     process, a session process or, rarely, a worker: each of those is recovered from by the
     layer above it) and calls ``on_kill(pid, rss)``. It is the per-server backstop; the tight
     per-call bound is the jail's own watchdog.
     """
 
-    def __init__(self, roots: Callable[[], Iterable[int]], budget: int, interval_s: float = 0.05,
+    def __init__(self, roots: Callable[[], Iterable[int]], budget: int, interval_s: float = 0.2,
                  on_kill: Callable[[int, int], None] | None = None) -> None:
         self.roots = roots
         self.budget = int(budget)
@@ -108,7 +123,7 @@ class ServerWatch:
 
     def check(self) -> int:
         """One sample; kills the largest process if over budget. Returns the total seen."""
-        sizes = {p: rss(p) for r in list(self.roots()) for p in tree(r)}
+        sizes = {p: pss(p) for r in list(self.roots()) for p in tree(r)}
         total = sum(sizes.values())
         if total > self.budget and sizes:
             pid = max(sizes, key=sizes.__getitem__)
