@@ -333,6 +333,15 @@ class SessionManager:
             cutoff = time.monotonic() - lim.ttl_s
             for live in [s for s in list(self._live.values()) if s.last_used < cutoff and not s.lock.locked()]:
                 self._forget(live)
+        if self.store.shared:
+            # Sessions another replica closed (or expired): free their sandbox state here now,
+            # not a TTL later.
+            held = [sid for sid, s in list(self._live.items()) if s.episode is not None and not s.lock.locked()]
+            alive = self.store.open_ids(held)
+            for sid in held:
+                live = self._live.get(sid)
+                if sid not in alive and live is not None:
+                    self._forget(live)
         if lim.rollout_max_count or lim.rollout_max_age_s:
             self.store.prune_rollouts(max_count=lim.rollout_max_count, max_age_s=lim.rollout_max_age_s, now=self._clock())
         return n

@@ -166,6 +166,15 @@ class RedisStore(SessionStore):
     def idle(self, before: float) -> list[str]:
         return list(self._do("listing idle sessions", lambda: self._r.zrangebyscore(self._open_key, "-inf", f"({before}")))
 
+    def open_ids(self, sids: list[str]) -> set[str]:
+        def check() -> list[int]:
+            p = self._r.pipeline(transaction=False)
+            for sid in sids:
+                p.exists(self._k("s", sid))
+            return p.execute()
+
+        return {sid for sid, ok in zip(sids, self._do("checking sessions", check) if sids else []) if ok}
+
     # ------------------------------------------------------------------ leases
     def acquire(self, sid: str, holder: str, ttl_s: float) -> Head | None | bool:
         keys = [self._k("lease", sid), self._k("s", sid), self._k("l", sid)]

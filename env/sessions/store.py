@@ -94,6 +94,10 @@ class SessionStore(abc.ABC):
     def idle(self, before: float) -> list[str]:
         """Ids of open sessions last used before ``before`` (s since epoch)."""
 
+    def open_ids(self, sids: list[str]) -> set[str]:
+        """Which of ``sids`` are still open (replicas drop live state of sessions closed elsewhere)."""
+        return {sid for sid in sids if self.load(sid) is not None}
+
     # -- leases (no-ops for single-process stores)
     def acquire(self, sid: str, holder: str, ttl_s: float) -> Head | None | bool:
         """Take the session's lease for ``ttl_s``. Returns its Head (None if it is not open),

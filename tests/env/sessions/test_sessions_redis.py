@@ -85,3 +85,20 @@ def test_redis_down_for_5s_is_unavailable_with_a_clear_message_then_work_resumes
             acts = gt_actions(t)
             got[t.id] += [c.step(sids[t.id], acts[i], step_index=i).reward for i in range(1, len(acts))]
     assert got == reference_rewards(suite, tasks)
+
+
+def test_a_session_closed_on_one_replica_frees_its_live_state_on_the_other(suite, redis_server):
+    (task,) = _tasks(suite, 1, skip=11)
+    acts = gt_actions(task)
+    with _replica(suite, redis_server.url, "r1") as a, _replica(suite, redis_server.url, "r2") as b, \
+            ToolgymClient(a.address, timeout=30) as ca, ToolgymClient(b.address, timeout=30) as cb:
+        sid = ca.reset(task.id, template="hermes", max_steps=64).session_id
+        ca.step(sid, acts[0], step_index=0)
+        cb.step(sid, acts[1], step_index=1)  # b rebuilds it and now holds live state too
+        assert a.env.sessions.live == 1 and b.env.sessions.live == 1
+        assert ca.close_session(sid)
+        b.env.sessions.reap()
+        assert b.env.sessions.live == 0
+        with pytest.raises(grpc.RpcError) as e:
+            cb.step(sid, acts[2], step_index=2)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
