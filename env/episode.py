@@ -38,6 +38,8 @@ from toolgym.env.types import Task, ToolCall, ToolSpec
 SINGLE_STEP_KINDS = frozenset({"ast", "irrelevance", "relevance"})
 #: ``EpisodeOptions.on_parse_error`` values (see the README, "Malformed tool calls").
 PARSE_ERROR_MODES = ("observe", "end_turn")
+#: Issue kinds that mean "no call was attempted" rather than "a call was malformed".
+PROSE_ISSUES = frozenset({"no_structure"})
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,10 @@ class Episode:
         self.steps.append(rec)
 
         kind = self.task.kind
-        observe = bool(parsed.issues) and self.options.on_parse_error == "observe"
+        # Prose with no call structure at all (``no_structure``: react, toolllama, autogpt) is a
+        # message to the user, as in BFCL: it ends the turn in both modes (its error is still shown).
+        attempted = any(i.kind not in PROSE_ISSUES for i in parsed.issues)
+        observe = attempted and self.options.on_parse_error == "observe"
         errors = render_parse_errors(parsed.issues, self.template, ran=len(outcomes))
         terminated = False
         observation = ""

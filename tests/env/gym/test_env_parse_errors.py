@@ -166,3 +166,13 @@ def test_info_lists_parameters_in_declared_order(make, bfcl_suite):
     got = {t["name"]: list(t["parameters"].get("properties", {})) for t in info["tools"]}
     assert got == {n: declared[n] for n in got}
     assert any(v != sorted(v) for v in got.values())  # the check is not vacuous: some order is not alphabetical
+
+
+def test_prose_without_structure_still_ends_the_turn(make):
+    # react wants "Final Answer:", but plain prose is a message to the user, not a malformed call.
+    env = make(template="react")
+    env.reset(options={"task_id": "multi_turn_base_0"})
+    obs, _, term, _, info = env.step("I listed the files for you.")
+    assert info["turn"] == 1 and "no_structure" in obs and "User:" in obs and info["parse_issues"]
+    obs, _, _, _, info = env.step('Action: ls\nAction Input: {"a": tru}')
+    assert info["turn"] == 1 and "Format error" in obs  # a malformed call: the turn goes on
