@@ -50,7 +50,7 @@ def classify(call: ToolCall, offered: Sequence[str], toolset: Iterable[str] | No
         return Verdict(False, is_offered, f"call to {clean_text(name)!r} is not allowed (BFCL's executor refuses {_method(name)!r})")
     if is_offered:
         return Verdict(True, True)
-    if toolset is not None and name in set(toolset):
+    if toolset is not None and name in (toolset if isinstance(toolset, (set, frozenset)) else set(toolset)):
         return Verdict(True, False)  # BFCL runs it: the method exists on the backend
     listed = ", ".join(offered) or "(none)"
     return Verdict(False, False, f"unknown tool {clean_text(name)!r}; the tools offered now are: {listed}")

@@ -171,7 +171,7 @@ class Episode:
             return ()
         stateful = self.task.kind == "multi_turn"
         names = [t.name for t in offered]
-        toolset = self._session.names()
+        toolset = frozenset(self._session.names())
         verdicts = [classify(c, names, toolset, bfcl=stateful) for c in calls]
         deadline = self._session.step_deadline()
 
