@@ -97,6 +97,7 @@ class SessionManager:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.created = self.closed = self.expired = self.restored = 0
+        self.races_lost = 0  # steps another replica stored first (our lease ran out mid-step)
         self._reaper: threading.Thread | None = None
         if limits.ttl_s > 0 or limits.rollout_max_count or limits.rollout_max_age_s:
             self._reaper = threading.Thread(target=self._reap_loop, name="toolgym-session-reaper", daemon=True)
@@ -297,6 +298,7 @@ class SessionManager:
     def _lost_race(self, live: _Live, entry: StepEntry) -> dict[str, Any]:
         """Another replica stored this step first (our lease expired mid-step): answer with
         its reply if it applied the same action, else refuse; our live state is stale."""
+        self.races_lost += 1
         live.drop_episode()
         theirs = self.store.entry(live.id, entry.index)
         self._sync(live, None)

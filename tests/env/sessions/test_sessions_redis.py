@@ -102,3 +102,24 @@ def test_a_session_closed_on_one_replica_frees_its_live_state_on_the_other(suite
         with pytest.raises(grpc.RpcError) as e:
             cb.step(sid, acts[2], step_index=2)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_lease_that_expires_mid_step_still_stores_one_step_and_both_callers_get_its_reply(redis_server):
+    """Replica A's step outlives its lease, so B (sent the same retry) runs it too: compare-and-append
+    keeps the first, and the loser answers with the stored reply instead of its own run's."""
+    suite = load_suite("default", categories=["toolgym_python"])
+    slow = '<tool_call>{"name": "python", "arguments": {"code": "import time\\ntime.sleep(0.6)\\nprint(sum(i*i for i in range(101)))"}}</tool_call>'
+    cfg = dict(session_store=redis_server.url, sandbox_workers=1, session_lease_s=0.1)
+    with start_server(ServerConfig(port=0, replica_id="r1", **cfg), suite=suite) as a, \
+            start_server(ServerConfig(port=0, replica_id="r2", **cfg), suite=suite) as b, \
+            ToolgymClient(a.address, timeout=30) as ca, ToolgymClient(b.address, timeout=30) as cb:
+        sid = ca.reset("toolgym_python_0", template="hermes").session_id
+        replies = {}
+        first = threading.Thread(target=lambda: replies.setdefault("a", ca.step(sid, slow, step_index=0)))
+        first.start()
+        time.sleep(0.2)  # A holds the lease, which expires while its tool call sleeps
+        replies["b"] = cb.step(sid, slow, step_index=0)
+        first.join(30)
+        assert replies["a"] == replies["b"] and "338350" in replies["a"].observation
+        assert len(a.env.sessions.store.load(sid).entries) == 1
+        assert (a.env.sessions.races_lost, b.env.sessions.races_lost) == (0, 1)  # B ran it too, and lost
