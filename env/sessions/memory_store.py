@@ -15,8 +15,9 @@ from toolgym.env.sessions.errors import SessionLimitError, SessionNotFound, Step
 from toolgym.env.sessions.records import SessionSpec, StepEntry, StoredSession
 from toolgym.env.sessions.store import RolloutFilter, SessionStore
 
-# Without an explicit --rollout-max-count a memory store still must not grow without bound.
-_MEMORY_ROLLOUT_CAP = 10_000
+# A memory store keeps only recent rollouts (the dashboard's "recent episodes"): each holds a whole
+# transcript, and this process must not grow without bound whatever --rollout-max-count says.
+_MEMORY_ROLLOUT_CAP = 1_000
 
 
 class MemoryStore(SessionStore):

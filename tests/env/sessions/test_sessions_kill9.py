@@ -13,27 +13,16 @@ import time
 import grpc
 
 from toolgym.env.client import RetryPolicy, ToolgymClient
-from toolgym.env.server.app import ServerConfig, start_server
 from toolgym.env.tasks.suite import load_suite
 
-from sessions_support import free_port, gt_actions, start_serve
+from sessions_support import free_port, gt_actions, reference_rewards, start_serve
 
 N_SESSIONS = 24
 
 
-def _reference(tasks) -> dict[str, list[float]]:
-    with start_server(ServerConfig(port=0, sandbox_workers=2, max_steps=64), suite=load_suite("bfcl-multi")) as srv, \
-            ToolgymClient(srv.address, timeout=60) as c:
-        out = {}
-        for t in tasks:
-            acts = gt_actions(t)
-            sid = c.reset(t.id, template="hermes", max_steps=64).session_id
-            out[t.id] = [c.step(sid, a, step_index=i).reward for i, a in enumerate(acts)]
-        return out
-
-
 def test_kill_9_mid_run_then_restart_on_the_same_file_loses_nothing(tmp_path):
-    tasks = sorted(load_suite("bfcl-multi").filter(categories=["multi_turn_base"]), key=lambda t: t.id)[:N_SESSIONS]
+    suite = load_suite("bfcl-multi")
+    tasks = sorted(suite.filter(categories=["multi_turn_base"]), key=lambda t: t.id)[:N_SESSIONS]
     port, url, log = free_port(), f"sqlite:///{tmp_path}/sessions.db", tmp_path / "serve.log"
     proc = start_serve(port, url, "--max-steps", "64", log=log)
     retry = RetryPolicy(max_attempts=60, initial_backoff_s=0.05, max_backoff_s=0.5, max_elapsed_s=120)
@@ -74,5 +63,5 @@ def test_kill_9_mid_run_then_restart_on_the_same_file_loses_nothing(tmp_path):
         proc.kill()
         proc.wait(10)
     assert len(results) == N_SESSIONS  # 0 lost
-    assert results == _reference(tasks)
+    assert results == reference_rewards(suite, tasks)
     assert all(r[-1] > 0.9 for r in results.values())  # ground truth: full episodes, scored
