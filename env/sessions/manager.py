@@ -330,11 +330,22 @@ class SessionManager:
                 if self.close(sid):
                     self.expired += 1
                     n += 1
-            # Live state this replica has not used for a TTL: another replica serves the session now
-            # (shared store) or its owner went away; the store still has it, so only the cache goes.
-            cutoff = time.monotonic() - lim.ttl_s
-            for live in [s for s in list(self._live.values()) if s.last_used < cutoff and not s.lock.locked()]:
-                self._forget(live)
+            if self.store.shared:
+                # Live state this replica has not used for a TTL: another replica serves the session
+                # now. The store still has it, so only the cache goes (a step that raced this and holds
+                # the old object stays correct: the lease and compare-and-append guard the store). A
+                # private store needs no such pass: its idle expiry above closed those sessions.
+                cutoff = time.monotonic() - lim.ttl_s
+                for live in [s for s in list(self._live.values()) if s.last_used < cutoff]:
+                    if not live.lock.acquire(blocking=False):
+                        continue  # a step is using it after all
+                    try:
+                        with self._lock:
+                            if self._live.get(live.id) is live:
+                                del self._live[live.id]
+                        live.drop_episode()
+                    finally:
+                        live.lock.release()
         if self.store.shared:
             # Sessions another replica closed (or expired): free their sandbox state here now,
             # not a TTL later.
@@ -342,8 +353,11 @@ class SessionManager:
             alive = self.store.open_ids(held)
             for sid in held:
                 live = self._live.get(sid)
-                if sid not in alive and live is not None:
-                    self._forget(live)
+                if sid not in alive and live is not None and live.lock.acquire(blocking=False):
+                    try:
+                        self._forget(live)
+                    finally:
+                        live.lock.release()
         if lim.rollout_max_count or lim.rollout_max_age_s:
             self.store.prune_rollouts(max_count=lim.rollout_max_count, max_age_s=lim.rollout_max_age_s, now=self._clock())
         return n
