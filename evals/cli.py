@@ -32,7 +32,8 @@ def _add_commands(sub) -> None:
     k.add_argument("--server", metavar="HOST:PORT", help="score through a running server's EvalService instead")
 
     r = sub.add_parser("run", help="generate with a model, score, and write a resumable run folder")
-    r.add_argument("--model", required=True, help="local model folder, or an OpenAI-compatible http(s)://.../v1 URL")
+    r.add_argument("--model", required=True, help="an HF model folder, a GGUF file or a folder holding one, an alias "
+                   "(smollm2-135m-instruct), or an OpenAI-compatible http(s)://.../v1 URL")
     r.add_argument("--suite", default="kagentbench", help="kagentbench | bfcl | bfcl:CAT,CAT | any toolgym suite")
     r.add_argument("--data", help="kagentbench: the items file")
     r.add_argument("--out", required=True, help="run folder (created; an existing one is resumed)")

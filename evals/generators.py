@@ -2,7 +2,9 @@
 
 - :class:`OpenAIGenerator`: any OpenAI-compatible ``/v1/chat/completions`` endpoint over plain ``urllib``
   (no SDK), with retries on 5xx/429 and network errors;
-- :class:`TransformersGenerator`: a local model folder through ``transformers``, left-padded batches;
+- :class:`TransformersGenerator`: a local model through ``transformers``, left-padded batches: an HF folder, a
+  GGUF file or a folder holding one, or an alias such as ``smollm2-135m-instruct`` (:mod:`toolgym.trainer.models`,
+  all offline);
 - :class:`VLLMGenerator`: vLLM, imported only inside its constructor (an optional GPU extra), so importing
   this module never imports vllm;
 - :func:`make_generator`: ``--backend auto`` picks openai for an ``http(s)://`` model, else vLLM when it is
@@ -103,7 +105,11 @@ class TransformersGenerator(Generator):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from toolgym.trainer.models import local_model_path
+
         self.torch = torch
+        # an alias (smollm2-135m-instruct), a GGUF file, a folder holding one, or an HF folder: all offline
+        path = local_model_path(path)
         self.tok = AutoTokenizer.from_pretrained(path)
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
@@ -148,6 +154,9 @@ class VLLMGenerator(Generator):
     def __init__(self, path: str, *, max_new_tokens: int, max_input_tokens: int, temperature: float):
         from vllm import LLM, SamplingParams  # imported only here: vllm is an optional GPU extra
 
+        from toolgym.trainer.models import local_model_path
+
+        path = local_model_path(path)
         self.llm = LLM(model=path, max_model_len=max(2048, max_input_tokens + max_new_tokens))
         self.tok = self.llm.get_tokenizer()
         self.params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature)

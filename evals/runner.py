@@ -192,133 +192,12 @@ def _run_kagent(cfg: RunConfig, gen_factory: Callable[[], Generator], out: Path)
 
 
 # ------------------------------------------------------------------------------------------------
-# BFCL / toolgym suites (through the env's gRPC API)
+# BFCL / toolgym suites: toolgym.evals.bfcl_run (batched episodes through the env's gRPC API)
 # ------------------------------------------------------------------------------------------------
-def _parse_calls(text: str, template: str | None) -> list[dict]:
-    try:
-        from toolgym.env.parsers import parse
-    except Exception:  # pragma: no cover - env not installed
-        return []
-    try:
-        pa = parse(text, template)
-    except Exception:
-        return []
-    return [{"name": c.name, "arguments": c.arguments} for c in pa.calls]
-
-
-def _episode(client, task_id: str, template: str | None, gen: Generator, cfg: RunConfig) -> dict:
-    r = client.reset(task_id, template=template, max_steps=cfg.max_steps)
-    info = r.info or {}
-    sys_prompt = info.get("system_prompt")
-    user_prompt = info.get("user_prompt")
-    if sys_prompt is not None and user_prompt is not None:
-        messages: Messages = [{"role": "system", "content": sys_prompt}, {"role": "user", "content": user_prompt}]
-    else:
-        messages = [{"role": "user", "content": r.observation}]
-    actions: list[str] = []
-    final = None
-    try:
-        for step in range(max(1, cfg.max_steps)):
-            text = gen.generate([messages])[0]
-            actions.append(text)
-            s = client.step(r.session_id, text, step_index=step)
-            messages = messages + [{"role": "assistant", "content": text}, {"role": "user", "content": s.observation}]
-            if s.terminated or s.truncated:
-                final = s
-                break
-    finally:
-        try:
-            client.close_session(r.session_id)
-        except Exception:
-            pass
-    used_template = info.get("template") or template
-    rec: dict[str, Any] = {"id": task_id, "template": used_template, "actions": actions,
-                           "calls": [c for a in actions for c in _parse_calls(a, used_template)]}
-    sc = getattr(final, "score", None) if final is not None else None
-    if sc is not None:
-        rec.update(total=sc.total, components=dict(sc.components), penalties=dict(sc.penalties), valid=sc.valid,
-                   feedback=sc.feedback)
-    elif final is not None:
-        fi = final.info or {}
-        rec.update(total=fi.get("total", final.reward), components=fi.get("components", {}),
-                   penalties=fi.get("penalties", {}), valid=fi.get("valid", True), feedback=fi.get("feedback", ""))
-    else:
-        rec.update(total=0.0, components={}, penalties={}, valid=False,
-                   feedback=f"episode did not end within {cfg.max_steps} steps")
-    return rec
-
-
 def summarize_bfcl(records: list[dict]) -> dict:
-    def agg(rs: list[dict]) -> dict:
-        n = len(rs)
-        comps: dict[str, float] = {}
-        for r in rs:
-            for k, v in (r.get("components") or {}).items():
-                comps[k] = comps.get(k, 0.0) + float(v)
-        return {
-            "n": n,
-            "mean_total": (sum(float(r.get("total", 0.0)) for r in rs) / n) if n else None,
-            "valid_rate": (sum(1 for r in rs if r.get("valid")) / n) if n else None,
-            "components": {k: v / n for k, v in comps.items()},
-        }
+    from toolgym.evals.bfcl_run import summarize_bfcl as _summarize
 
-    per: dict[str, list[dict]] = {}
-    for r in records:
-        per.setdefault(r.get("category") or "?", []).append(r)
-    s = agg(records)
-    s["per_category"] = {c: agg(rs) for c, rs in sorted(per.items())}
-    return s
-
-
-def _run_bfcl(cfg: RunConfig, gen_factory: Callable[[], Generator], out: Path, client=None) -> dict:
-    from toolgym.evals.report import write_report
-
-    suite = cfg.suite
-    cats = list(cfg.categories)
-    if ":" in suite:
-        suite, rest = suite.split(":", 1)
-        cats += [c for c in rest.split(",") if c]
-    server = None
-    own_client = client is None
-    if client is None:
-        from toolgym.env.client import ToolgymClient
-
-        address = cfg.server
-        if not address:
-            from toolgym.env.server.app import ServerConfig, start_server
-
-            server = start_server(ServerConfig(host="127.0.0.1", port=0, suite=suite, categories=tuple(cats)))
-            address = server.address
-        client = ToolgymClient(address, timeout=cfg.timeout)
-    try:
-        tasks = client.list_tasks(categories=cats or None, limit=cfg.limit or 0)
-        pred_path = out / "predictions.jsonl"
-        _truncate_partial_tail(pred_path)
-        done = {str(p["id"]) for p in read_predictions_file(pred_path)}
-        todo = [t for t in tasks if str(t.id) not in done]
-        templates = list(cfg.templates) or [None]
-        if todo:
-            gen = gen_factory()
-            with pred_path.open("a", encoding="utf-8") as f:
-                for i, t in enumerate(_progress(todo, len(todo), cfg.progress, "episodes")):
-                    tpl = templates[i % len(templates)]
-                    rec = _episode(client, t.id, tpl, gen, cfg)
-                    rec["category"] = t.category
-                    rec["kind"] = t.kind
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    f.flush()
-            gen.close()
-        records = read_predictions_file(pred_path)
-    finally:
-        if own_client:
-            client.close()
-        if server is not None:
-            server.stop(grace=1.0)
-    summary = summarize_bfcl(records)
-    data = {"kind": "bfcl", "name": cfg.name or out.name, "suite": cfg.suite, "summary": summary, "items": records}
-    (out / "scores.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    write_report(data, out, title=f"toolgym reward — {data['name']}")
-    return {"kind": "bfcl", "n": summary["n"], "mean_total": summary["mean_total"], "valid_rate": summary["valid_rate"]}
+    return _summarize(records)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,7 +219,9 @@ def run_eval(cfg: RunConfig, *, generator: Generator | None = None, client=None)
     if cfg.suite.split(":", 1)[0].lower() in ("kagentbench", "kagent"):
         summary = _run_kagent(cfg, factory, out)
     else:
-        summary = _run_bfcl(cfg, factory, out, client=client)
+        from toolgym.evals.bfcl_run import run_bfcl
+
+        summary = run_bfcl(cfg, factory, out, client=client)
     meta["summary"] = summary
     meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return summary

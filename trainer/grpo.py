@@ -321,6 +321,9 @@ def train_grpo(
         trainer = build_grpo_trainer(
             cfg, client, model=model, tokenizer=tokenizer, rows=rows, callbacks=[metrics_callback(metrics, "grpo")], out=out
         )
+        from toolgym.trainer.throughput import instrument_grpo
+
+        meter = instrument_grpo(trainer)  # perf/* (tokens/s, generation and server shares, peak RSS) in the logs
         acc = trainer.accelerator
         # Held-out evaluation generates on the main process alone: not possible with parameters sharded (ZeRO-3).
         do_eval = cfg.grpo.eval_heldout and bool(split.heldout) and acc.is_main_process
@@ -333,6 +336,7 @@ def train_grpo(
         trainer.train()
         final = out / "final"
         summary["steps"] = trainer.state.global_step
+        summary["perf"] = meter.snapshot()
         if do_eval:
             summary["eval_end"] = evaluate_policy(acc.unwrap_model(trainer.model), tokenizer, client, split.heldout, cfg)
             metrics.write("grpo_eval", trainer.state.global_step, summary["eval_end"], when="end")

@@ -164,6 +164,9 @@ def train_sft(
 ) -> str:
     """Run SFT; returns the directory of the final (merged) model."""
     from datasets import Dataset
+
+    from toolgym.trainer.throughput import sft_perf_callback
+
     set_seed(cfg.seed)
     out = Path(cfg.output_dir) / "sft"
     path = model_path or resolve_model_path(cfg.model, cfg.output_dir)
@@ -181,7 +184,7 @@ def train_sft(
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=peft_config(cfg.model),
-        callbacks=[metrics_callback(metrics, "sft")],
+        callbacks=[sft_perf_callback(), metrics_callback(metrics, "sft")],  # perf/* first: same log row
     )
     impl = cfg.sft.loss_impl
     trainer.plain_loss = impl == "plain" or (impl == "auto" and not cuda_available())
