@@ -132,9 +132,8 @@ def test_grpo_two_steps_lora_saves_and_reloads(no_network, tmp_path):
     assert perf["perf/gen_tokens"] > 0 and 0 < perf["perf/generation_share"] <= 1
     assert 0 < perf["perf/reward_server_share"] <= 1 and perf["perf/peak_rss_mb"] > 300  # a 135M fp32 model is loaded
     rows = MetricsLog(tmp_path / "metrics.jsonl").read()
-    logged = [r for r in rows if r["stage"] == "grpo" and "perf/gen_tokens_per_s" in r]
+    logged = [r for r in rows if r["stage"] == "grpo" and "reward" in r]  # one row per step (plus a final summary)
     assert len(logged) == 2 and all(r["perf/gen_tokens_per_s"] > 0 for r in logged)
-    assert all("reward" in r for r in logged)
 
     final = Path(summary["final_model"])
     adapter = final / "adapter"
