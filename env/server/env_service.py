@@ -62,6 +62,52 @@ def _step_response(reply: dict[str, Any]) -> env_pb2.StepResponse:
     return resp
 
 
+class _Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.value += n
+
+
+class StreamSessions:
+    """The sessions one Sessions stream opened; :meth:`end` closes those still open (once).
+
+    Expressed as session-store calls only (``close``), so any protocol adapter whose connection
+    can drop (the HTTP/WebSocket gateway too) can scope its sessions the same way.
+    """
+
+    def __init__(self, store: SessionManager, counter: _Counter):
+        self._store = store
+        self._counter = counter
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._ended = False
+
+    def add(self, sid: str) -> None:
+        with self._lock:
+            if not self._ended:
+                self._ids.add(sid)
+                return
+        self._close([sid], "reset finished after its stream ended")  # never leak a late reset
+
+    def end(self, context: Any = None) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            ids, self._ids = list(self._ids), set()
+        self._close(ids, "stream ended")
+
+    def _close(self, ids: list[str], why: str) -> None:
+        n = sum(1 for sid in ids if sid in self._store and self._store.close(sid))
+        if n:
+            self._counter.add(n)
+            log.info("Sessions %s: closed %d open session(s) it had reset (%d so far)", why, n, self._counter.value)
+
+
 class EnvServicer(env_pb2_grpc.EnvServiceServicer):
     def __init__(self, suite: Suite, cfg: Any, executor: ToolExecutor | None = None):
         self._suite = suite
@@ -77,6 +123,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         store = open_store(str(getattr(cfg, "session_store", "") or "memory"))  # StoreConfigError: one line, exit 2
         self._sessions = SessionManager(store, self._episode_for, limits, id_prefix=self._replica)
         # The stream multiplexer runs sessions' steps concurrently on its own pool.
+        self._stream_closed = _Counter()  # sessions closed because their Sessions stream ended
         self._stream_pool = futures.ThreadPoolExecutor(max_workers=max(4, cfg.max_workers), thread_name_prefix="toolgym-stream")
 
     @property
@@ -143,15 +190,29 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             info = {**info, "replica": {"id": self._replica, "address": self.advertise_address}}
         return env_pb2.ResetResponse(session_id=session.session_id, observation=utf8_safe(obs), info_json=_json(info))
 
-    def do_step(self, req: env_pb2.StepRequest) -> env_pb2.StepResponse:
+    def _check_owner(self, sid: str, owner: str) -> None:
+        """Another client's session answers NOT_FOUND, like a missing one: a leaked id neither
+        works nor confirms that it exists (issue 11 item 9)."""
+        with _session_errors():
+            stored = self._sessions.store.load(sid) if sid else None
+        if stored is not None and stored.owner != owner:
+            raise not_found(f"no open session {sid!r} for this client (sessions belong to the client that reset them); "
+                            "call Reset for a new one")
+
+    def do_step(self, req: env_pb2.StepRequest, owner: str = "") -> env_pb2.StepResponse:
         if len(req.action) > self._cfg.max_output_chars:
             raise exhausted(f"action is {len(req.action)} characters; at most {self._cfg.max_output_chars} are accepted")
+        if req.HasField("step_index") and req.step_index < 0:
+            raise invalid(f"step_index must be >= 0 (the 0-based index of this step in its episode), got {req.step_index}; "
+                          "leave it unset to apply the action as the next step")
+        self._check_owner(req.session_id, owner)
         with _session_errors():
             return _step_response(self._sessions.step(req.session_id, req.action, req.step_index if req.HasField("step_index") else -1))
 
-    def do_close(self, req: env_pb2.CloseRequest) -> env_pb2.CloseResponse:
+    def do_close(self, req: env_pb2.CloseRequest, owner: str = "") -> env_pb2.CloseResponse:
         if not req.session_id:
             raise invalid("session_id is empty; pass the id returned by Reset")
+        self._check_owner(req.session_id, owner)
         with _session_errors():
             closed = self._sessions.close(req.session_id)
         if not closed:
@@ -183,22 +244,25 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
 
     @rpc_errors
     def Step(self, request: env_pb2.StepRequest, context: grpc.ServicerContext) -> env_pb2.StepResponse:
-        return self.do_step(request)
+        return self.do_step(request, current_client())
 
     @rpc_errors
     def Close(self, request: env_pb2.CloseRequest, context: grpc.ServicerContext) -> env_pb2.CloseResponse:
-        return self.do_close(request)
+        return self.do_close(request, current_client())
 
     # ------------------------------------------------------------------ stream
-    def _handle(self, req: env_pb2.SessionRequest, owner: str = "") -> env_pb2.SessionResponse:
+    def _handle(self, req: env_pb2.SessionRequest, owner: str = "", opened: "StreamSessions | None" = None) -> env_pb2.SessionResponse:
         op = req.WhichOneof("op")
         try:
             if op == "reset":
-                return env_pb2.SessionResponse(tag=req.tag, reset=self.do_reset(req.reset, owner))
+                resp = self.do_reset(req.reset, owner)
+                if opened is not None:
+                    opened.add(resp.session_id)
+                return env_pb2.SessionResponse(tag=req.tag, reset=resp)
             if op == "step":
-                return env_pb2.SessionResponse(tag=req.tag, step=self.do_step(req.step))
+                return env_pb2.SessionResponse(tag=req.tag, step=self.do_step(req.step, owner))
             if op == "close":
-                return env_pb2.SessionResponse(tag=req.tag, close=self.do_close(req.close))
+                return env_pb2.SessionResponse(tag=req.tag, close=self.do_close(req.close, owner))
             raise invalid("SessionRequest carries no operation; set one of reset, step, close")
         except RequestError as e:
             return env_pb2.SessionResponse(tag=req.tag, error=reward_pb2.ItemError(code=code_number(e.code), message=e.message))
@@ -212,6 +276,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
 
         Steps of the same session still apply in arrival order: each session's lock is taken
         in the order its requests arrive because dispatch is per-request FIFO per session.
+
+        Sessions reset on a stream belong to it: when the stream ends for any reason (the client
+        finishes or cancels, its connection drops, the server fails) the ones still open are
+        closed at once, instead of holding their slots until the idle TTL.
         """
         import queue
 
@@ -221,6 +289,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         lock = threading.Lock()
         done_reading = threading.Event()
         chains: dict[str, futures.Future] = {}
+        opened = StreamSessions(self._sessions, self._stream_closed)
+        # Runs when the RPC terminates, however it ends (a cancel or a dropped connection
+        # included); off gRPC's thread because closing waits for a step in progress.
+        context.add_callback(lambda: threading.Thread(target=opened.end, args=(context,), name="toolgym-stream-close", daemon=True).start())
 
         def submit(req: env_pb2.SessionRequest) -> None:
             sid = req.step.session_id if req.WhichOneof("op") == "step" else (req.close.session_id if req.WhichOneof("op") == "close" else "")
@@ -229,7 +301,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             def job() -> None:
                 if prev is not None:
                     prev.exception()  # wait: same-session operations keep their order
-                out.put(self._handle(req, owner))
+                out.put(self._handle(req, owner, opened))
 
             fut = self._stream_pool.submit(job)
             if sid:
@@ -250,6 +322,13 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
                 out.put(None)
 
         threading.Thread(target=reader, name="toolgym-stream-reader", daemon=True).start()
+        try:
+            yield from self._answers(out, lock, inflight, context)
+        finally:
+            opened.end(context)
+
+    @staticmethod
+    def _answers(out: Any, lock: threading.Lock, inflight: list[int], context: grpc.ServicerContext) -> Iterator[env_pb2.SessionResponse]:
         finished_reader = False
         while True:
             item = out.get()

@@ -29,6 +29,9 @@ def task_from_json(text: str) -> Task:
 
 
 def resolve_task(suite: Suite, task_id: str, task_json: str) -> Task:
+    if task_id and task_json:
+        raise invalid("both task_id and task_json are set; set exactly one: task_id for a task of the server's suite, "
+                      "or task_json for an inline task")
     if task_json:
         return task_from_json(task_json)
     if not task_id:
@@ -49,4 +52,7 @@ def _unknown_task(suite: Suite, task_id: str) -> str:
     category = task_id.rsplit("_", 1)[0] if "_" in task_id and len(task_id) <= 200 else ""
     if category and category in suite.categories():
         msg += f" (categories=[{category!r}])"
+    near = suite._suggest(task_id) if len(task_id) <= 200 else []  # bounded: within the id's family only
+    if near:
+        msg += f"; nearest ids: {', '.join(repr(n) for n in near)}"
     return msg

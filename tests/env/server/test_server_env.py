@@ -96,12 +96,20 @@ def test_session_cap_and_idle_ttl(bfcl_suite):
 
 
 def test_bidi_stream_multiplexes_sessions(client):
-    resets = [env_pb2.SessionRequest(tag=f"r{i}", reset=env_pb2.ResetRequest(task_id="irrelevance_1")) for i in range(8)]
-    replies = {r.tag: r for r in client.sessions_stream(resets, timeout=30)}
-    assert set(replies) == {f"r{i}" for i in range(8)}
-    steps = [env_pb2.SessionRequest(tag=f"s{i}", step=env_pb2.StepRequest(session_id=replies[f"r{i}"].reset.session_id, action="No tool fits."))
-             for i in range(8)]
-    steps.append(env_pb2.SessionRequest(tag="bad", step=env_pb2.StepRequest(session_id="missing", action="x")))
-    out = {r.tag: r for r in client.sessions_stream(steps, timeout=30)}
+    import queue
+
+    q: queue.Queue = queue.Queue()
+    for i in range(8):
+        q.put(env_pb2.SessionRequest(tag=f"r{i}", reset=env_pb2.ResetRequest(task_id="irrelevance_1")))
+    out = {}
+    # Sessions reset on a stream live as long as the stream: step them on the same one.
+    for r in client.sessions_stream(iter(q.get, None), timeout=30):
+        out[r.tag] = r
+        if r.tag.startswith("r"):
+            q.put(env_pb2.SessionRequest(tag="s" + r.tag[1:], step=env_pb2.StepRequest(session_id=r.reset.session_id, action="No tool fits.")))
+            if sum(t.startswith("r") for t in out) == 8:
+                q.put(env_pb2.SessionRequest(tag="bad", step=env_pb2.StepRequest(session_id="missing", action="x")))
+        if len(out) == 17:
+            q.put(None)
     assert all(out[f"s{i}"].step.terminated and out[f"s{i}"].step.score.valid for i in range(8))
     assert out["bad"].error.code == grpc.StatusCode.NOT_FOUND.value[0]
