@@ -143,6 +143,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         st = self._sessions
         return {"sessions_open": len(st), "sessions_created": st.created, "sessions_closed": st.closed,
                 "sessions_expired": st.expired, "sessions_restored": st.restored, "sessions_live": st.live,
+                "sessions_closed_stream_end": self._stream_closed.value,
                 "session_store": st.store.url, "sandbox": self._executor.stats()}
 
     def do_reset(self, req: env_pb2.ResetRequest, owner: str = "") -> env_pb2.ResetResponse:

@@ -234,7 +234,7 @@ for r in stub.Sessions(reqs()):
 
 def test_dead_and_frozen_stream_clients_free_everything():
     """SIGKILL (socket closed) and SIGSTOP (socket open, peer silent: keepalive must notice) mid-stream:
-    both streams end server-side, and the sessions they opened expire with the idle TTL."""
+    both streams end server-side, and the sessions they opened close with them."""
     srv = ServerProc(args=["--keepalive-s", "1", "--keepalive-timeout-s", "1", "--session-ttl-s", "3", "--sandbox-workers", "1"]).start()
     procs = []
     try:
@@ -253,7 +253,7 @@ def test_dead_and_frozen_stream_clients_free_everything():
         while srv.fresh_stats()["sessions_open"] and time.monotonic() < deadline:
             time.sleep(0.3)
         st = srv.fresh_stats()
-        assert st["sessions_open"] == 0 and st["sessions_expired"] == 6 and st["sandbox"]["sessions"] == 0, st
+        assert st["sessions_open"] == 0 and st["sessions_closed_stream_end"] == 6 and st["sandbox"]["sessions"] == 0, st
         assert st["rpc"]["inflight"] == 0
     finally:
         for p in procs:

@@ -68,6 +68,9 @@ def test_a_sessions_stream_is_pinned_by_construction(replicas):
             out = {r.tag: r for r in c.sessions_stream(resets, timeout=60)}
             assert len({r.reset.session_id.split(".", 1)[0] for r in out.values()}) == 1
             closes = [env_pb2.SessionRequest(tag=f"c{i}", close=env_pb2.CloseRequest(session_id=out[f"r{i}"].reset.session_id)) for i in range(6)]
-            # the client learned each session's replica from the stream's Reset replies: Close is pinned
+            # the client learned each session's replica from the stream's Reset replies: Close is pinned,
+            # and reaches a replica that already closed them when their stream ended
             for req in closes:
-                assert c.close_session(req.close.session_id)
+                with pytest.raises(grpc.RpcError) as e:
+                    c.close_session(req.close.session_id)
+                assert e.value.code() == grpc.StatusCode.NOT_FOUND and "another replica" not in e.value.details()
