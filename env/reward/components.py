@@ -238,9 +238,10 @@ def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _
     A call is *hallucinated* when its tool is not offered in the call's turn (a step's
     ``offered`` set when the env recorded it, else :func:`offered_at`), so a withheld tool called
     before it is offered counts; *wrong* when offered but not needed; *redundant* when the same
-    call (name + args) was made before with no state change since — unless the call has full
-    ``credit`` (it is paired with a ground-truth call of its own: a task that needs the same call
-    twice, like ``parallel_158``, is not penalised for making it twice). A timeout is charged once
+    call (name + args) was made before with no state change since — unless the call has
+    ``credit`` (the pairing gave it a ground-truth call of its own: a task that needs the same call
+    twice, like ``parallel_158``, is not penalised for making it twice, and two attempts at two
+    different needed calls are two attempts). A timeout is charged once
     per timed-out call; a step marked ``timed_out`` is charged once more only when none of its
     calls is (the step's own budget ran out), and the episode's timeout once.
     """
@@ -275,7 +276,7 @@ def count_penalties(task: Task, traj: Trajectory, expected: list[str] | None = _
                 bad = True
             if n_calls > 1:  # a key (JSON of the args) is only needed when a repeat is possible
                 key = call.key()
-                if key in seen and seen[key] == current and not (credit is not None and credit[k] >= 1.0):
+                if key in seen and seen[key] == current and not (credit is not None and credit[k] > 0.0):
                     redundant += 1
                     bad = True
                 if i < len(outcomes) and outcomes[i].state_digest is not None:

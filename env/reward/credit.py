@@ -5,8 +5,10 @@ need a finer measure that cannot be gamed by *shape* alone: calling the right to
 placeholder or wrong arguments is not work. :func:`credit_of` gives every model call a credit in [0, 1]:
 
 - **single-turn call tasks** (``ast``): the call's partner in the AST matcher's optimal assignment
-  decides. A call that passes BFCL's per-call check earns 1. A call that fails earns
-  ``PARTIAL_CREDIT`` (½) × the share of the partner's *needed* parameters it got right — needed means
+  decides; a call with no partner (a surplus repeat, an unneeded tool) earns 0. A call that passes
+  BFCL's per-call check earns 1. A call that fails earns ``NAME_CREDIT`` (0.1: it chose the right
+  tool) plus up to ``PARTIAL_CREDIT`` (½) in all for the share of the partner's *needed* parameters
+  it got right — needed means
   required by the schema or not omittable in the ground truth (parameters the ground truth lets you
   leave out are only counted when the call has no needed parameter at all), and parameters whose
   value can be picked from the schema alone (enum members, booleans) are only counted when the call
@@ -39,6 +41,13 @@ from toolgym.env.types import Task, ToolCall
 
 #: A call that fails its check earns at most this share of a right call's credit.
 PARTIAL_CREDIT = 0.5
+#: ... and at least this much when it names the right tool (it is paired with a needed call): choosing
+#: the right tool is a start, worth more than silence and far less than any right call.
+NAME_CREDIT = 0.1
+
+
+def _failing_credit(share: float) -> float:
+    return NAME_CREDIT + (PARTIAL_CREDIT - NAME_CREDIT) * share
 
 
 def _ast_pair_credit(args: dict | None, gt: Any, props: Any, required: Sequence) -> float:
@@ -55,12 +64,12 @@ def _ast_pair_credit(args: dict | None, gt: Any, props: Any, required: Sequence)
     informed = [k for k in keys if not _guessable(props.get(k))]
     keys = informed or keys
     if not keys:
-        return 0.0  # the ground truth takes no argument and the call failed: it gave unexpected ones
+        return NAME_CREDIT  # the ground truth takes no argument and the call failed: it gave unexpected ones
     hit = 0
     for k in keys:
         if k in args and k in props and not _check_value(args[k], gt[k], props[k]):
             hit += 1
-    return PARTIAL_CREDIT * hit / len(keys)
+    return _failing_credit(hit / len(keys))
 
 
 def _guessable(node: Any) -> bool:
@@ -116,9 +125,9 @@ def _mt_pair_credit(call: ToolCall, truth: ToolCall) -> float:
     if _same(got, want):
         return 1.0
     if not want:
-        return 0.0
+        return NAME_CREDIT
     hit = sum(1 for k, v in want.items() if k in got and _same(got[k], v))
-    return PARTIAL_CREDIT * hit / len(want)
+    return _failing_credit(hit / len(want))
 
 
 def _same(a: Any, b: Any) -> bool:

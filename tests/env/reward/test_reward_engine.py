@@ -61,12 +61,16 @@ def test_wrong_value_fails_completion_and_tool_credit_follows_the_arguments():
     # The right name with the wrong needed value is not the right call: tool credit is tied to the
     # arguments (issue 11 item 6); the name-only F1 stays visible in details.
     r = score_output(ast_task(), hermes(("get_weather", {"city": "Rome"})), "hermes")
+    # Only the tool choice is right: the name credit (0.1) of a right call, not its full credit.
+    from toolgym.env.reward.credit import NAME_CREDIT
+
     assert r.components["task_completion"] == 0.0
-    assert r.components["tool_accuracy"] == 0.0
+    assert r.components["tool_accuracy"] == pytest.approx(NAME_CREDIT)
     assert r.details["tool_name_f1"] == 1.0
     assert r.details["arg_accuracy"] < 1.0
-    assert r.details["work_done"] == 0.0
-    assert r.components["efficiency"] == 0.0 and r.components["timing_quality"] == 0.0
+    assert r.details["work_done"] == pytest.approx(NAME_CREDIT)
+    assert r.components["efficiency"] == pytest.approx(NAME_CREDIT)
+    assert r.total < score_output(ast_task(), hermes(("get_weather", {"city": "Paris"})), "hermes").total / 4
 
 
 def test_hallucinated_tool_penalty_and_no_schema_check():
