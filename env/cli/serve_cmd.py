@@ -4,6 +4,10 @@ Every :class:`ServerConfig` field is a flag (``max_sessions`` → ``--max-sessio
 flags: ``--tls-cert/--tls-key`` (TLS), ``--tls-client-ca`` (mTLS), ``--auth-token-file`` or
 ``$TOOLGYM_AUTH_TOKEN`` (bearer tokens); a non-loopback ``--host`` needs TLS and a token unless
 ``--allow-insecure-remote``. Misconfiguration exits with status 2 and a message naming the flag.
+
+Sessions: ``--session-store memory|sqlite:///PATH.db|redis://HOST:PORT/DB`` (toolgym.env.sessions);
+a store that cannot be opened at start (corrupt, locked or in-use file, unreachable Redis) is the
+same one-line error and exit 2.
 """
 
 from __future__ import annotations
