@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv
+.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv openenv-venv
 
 $(VENV)/.core: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,18 @@ $(BFCL_VENV)/.ok:
 
 bfcl-venv: $(BFCL_VENV)/.ok
 
-test: setup-dev test-deps check-protos bfcl-venv
+# An unmodified OpenEnv client (openenv-core 0.3.0, with its own dependencies: gradio, fastmcp, ...)
+# plays episodes against the HTTP gateway in the tests. Its pins are not ours: a venv of its own,
+# cached by version under the user's cache so a new clone (and CI) reuses it.
+OPENENV_VENV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolgym/venvs/openenv-core-0.3.0
+$(OPENENV_VENV)/.ok:
+	$(PYTHON) -m venv $(OPENENV_VENV)
+	$(OPENENV_VENV)/bin/python -m pip --disable-pip-version-check -q install openenv-core==0.3.0
+	touch $@
+
+openenv-venv: $(OPENENV_VENV)/.ok
+
+test: setup-dev test-deps check-protos bfcl-venv openenv-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 protos: setup-dev

@@ -1,0 +1,1 @@
+"""HTTP/WebSocket adapters over the env core: the OpenEnv-compatible gateway (gateway, wire) and its runner."""
