@@ -182,6 +182,7 @@ def test_probe_scores_no_better_than_honest_weak_policy(client, suite, weak_scor
 
 
 def test_weak_policy_is_a_real_baseline(weak_scores):
-    """The baseline is neither zero nor perfect: it earns tool-choice credit and fails completion."""
+    """The baseline is neither zero nor perfect: right tools with wrong arguments earn more than doing nothing
+    (0.1, format_compliance's weight, under the README's work-done rule) and far less than ground truth."""
     for kind, scores in weak_scores.items():
-        assert 0.2 < mean(scores.values()) < 0.9, (kind, scores)
+        assert 0.1 < mean(scores.values()) < 0.9, (kind, scores)
