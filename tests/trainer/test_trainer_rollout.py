@@ -94,12 +94,13 @@ def test_group_shares_task_seed_and_template(client, tokenizer, trainer_suite):
 
 def test_turn_cut_by_budget_gets_an_untrained_eos(client, tokenizer):
     """A turn cut at its token budget is closed with an EOS the policy did not sample (mask 0) before the
-    observation; multi_turn_base_0 goes on to its next user turn after an unparsable action."""
+    observation; after an unparsable action multi_turn_base_0 answers with a format-error observation and the
+    turn goes on (on_parse_error=observe, the default)."""
     long_call = "<tool_call>" + " word" * 40
     gen = ScriptedGen(tokenizer, [long_call, "ok"], close=False)
     eng = RolloutEngine(client, tokenizer, gen, max_turns=3, max_turn_tokens=8, max_completion_length=256)
     (ep,) = eng.run([EpisodeSpec("multi_turn_base_0", 0, "hermes")])
-    assert ep.observations and ep.observations[0].startswith("User: ")  # the server went on to the next turn
+    assert ep.observations and ep.observations[0].startswith("Format error")  # the model is told what was wrong
     assert ep.completion_ids[8] == tokenizer.eos_token_id and ep.env_mask[8] == 0
     assert ep.env_mask[:8] == [1] * 8
 
