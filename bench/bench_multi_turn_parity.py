@@ -44,7 +44,9 @@ def classify(o) -> str:
     tg, bf = o.toolgym, o.bfcl
     note = tg.get("note", "")
     calls = [c for steps in o.traj.turns for s in steps for c in s]
-    if "episode ended after" in note or "still running" in note:
+    if "truncated at max_steps" in note:
+        return "toolgym truncated the episode at max_steps (BFCL limits steps per turn, not per episode)"
+    if "episode ended after" in note:
         import ast
 
         positional = any(ast.parse(c, mode="eval").body.args for c in calls if _parses(c))
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--control", type=int, default=100, help="agreements replayed with a fresh env as a control")
     ap.add_argument("--fresh-all", action="store_true", help="replay every trajectory with a fresh env (slow)")
     ap.add_argument("--out", type=Path, default=None, help="write every outcome as JSON lines here")
+    ap.add_argument("--probes", action="store_true",
+                    help="also score the known-divergence probes (list arguments written as tuples / sets), reported apart")
     args = ap.parse_args(argv)
 
     run = _helper("mt_parity_run")
@@ -127,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fresh env per episode, all {tally.n}: agreement {est}/{tally.n} = {100 * est / tally.n:.2f}% "
               f"(the long-lived agreements counted as agreeing, as the controls do)")
     _disagreements("fresh env", fresh.disagreements)
+
+    if args.probes:
+        probe = run.Tally()
+        for o in run.score_all(list(gen.probes(seed=args.seed))):
+            probe.add(o, o.traj.kind)
+        print(f"\nprobes (not in the agreement above): {probe.agree}/{probe.n} = {100 * probe.rate:.2f}%")
+        _table(probe)
+        _disagreements("probes", probe.disagreements)
 
     if args.out:
         with open(args.out, "w") as fh:

@@ -76,12 +76,19 @@ def actions_of(turns: list[list[list[str]]]) -> list[str]:
     return out
 
 
-def make_env(max_steps: int = 400) -> Any:
+def make_env(max_steps: int | None = None) -> Any:
+    """The env as the held-out check builds it: the pythonic template, default options.
+
+    ``max_steps`` stays the env's default unless given: a trajectory longer than that is
+    truncated by toolgym (a failed episode) while BFCL only force-terminates a turn of over 20
+    steps, and that difference is part of what the parity measures.
+    """
     import gymnasium as gym
 
     import toolgym.env  # noqa: F401  (registers the env)
 
-    return gym.make("toolgym/ToolUse-v0", template="pythonic", max_steps=max_steps)
+    kwargs = {} if max_steps is None else {"max_steps": max_steps}
+    return gym.make("toolgym/ToolUse-v0", template="pythonic", **kwargs)
 
 
 def play(env: Any, task_id: str, turns: list[list[list[str]]]) -> dict[str, Any]:
@@ -90,12 +97,12 @@ def play(env: Any, task_id: str, turns: list[list[list[str]]]) -> dict[str, Any]
     actions = actions_of(turns)
     info: dict[str, Any] = {}
     sent = 0
-    done = False
+    done = cut = False
     for action in actions:
         _, _, terminated, truncated, info = env.step(action)
         sent += 1
         if terminated or truncated:
-            done = True
+            done, cut = True, bool(truncated)
             break
     if not done:
         return {"valid": False, "turn": None, "note": f"episode still running after {sent} actions", "errors": []}
@@ -104,6 +111,8 @@ def play(env: Any, task_id: str, turns: list[list[list[str]]]) -> dict[str, Any]
     turns_ok = details.get("turns_ok") or []
     first_bad = next((i for i, ok in enumerate(turns_ok) if not ok), None)
     note = "" if sent == len(actions) else f"episode ended after {sent} of {len(actions)} actions"
+    if cut:
+        note = f"truncated at max_steps after {sent} of {len(actions)} actions"
     if not info.get("valid", False):
         note = (note + "; " if note else "") + f"score invalid: {info.get('feedback', '')}"
     return {"valid": float(info.get("components", {}).get("task_completion", 0.0)) == 1.0 and bool(info.get("valid")),
