@@ -132,7 +132,9 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
 
     def _episode_for(self, spec: SessionSpec) -> Episode:
         """A fresh episode for a stored spec (a new session, or a restore replaying its log)."""
-        task = resolve_task(self._suite, spec.task_id, spec.task_json)
+        # A stored spec keeps an inline task's own id beside its JSON; the JSON is the task (the both-set
+        # refusal is for requests).
+        task = resolve_task(self._suite, "" if spec.task_json else spec.task_id, spec.task_json)
         opts = EpisodeOptions(**{**spec.options, "categories": tuple(spec.options.get("categories") or ())})
         return Episode(task, spec.template, opts, RewardConfig.from_dict(spec.reward), self._executor,
                        gt_replay=self._executor.ground_truth)
