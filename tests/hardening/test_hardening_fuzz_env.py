@@ -252,10 +252,15 @@ def _step_rounds(env, corpus, data, sessions: list[SessionModel]) -> None:
             req = env_pb2.StepRequest(session_id=sid, action=action)
             if index is not None:
                 req.step_index = index
-            batch.append((s, req, index if index is None or index >= 0 else None, env.Step.future(req, timeout=120)))
+            batch.append((s, req, index, env.Step.future(req, timeout=120)))
         for s, req, index, fut in batch:
             code, resp = _result(fut)
-            want = {NF} if req.session_id != s.sid else s.expect(req.action, index)
+            if req.session_id != s.sid:
+                want = {NF, IA} if index is not None and index < 0 else {NF}  # either check may come first
+            elif index is not None and index < 0:  # a negative step_index is refused before anything runs
+                want = {IA} if len(req.action) <= MAX_CHARS else {IA, RE}
+            else:
+                want = s.expect(req.action, index)
             if req.session_id != s.sid and len(req.action) > MAX_CHARS:
                 want = {RE}
             assert code in want, (code, getattr(resp, "details", lambda: "")(), want, s.info.get("task_id"), index, len(s.actions))
@@ -320,7 +325,9 @@ def _stream_round(env, corpus, catalog, data, sessions: dict[str, SessionModel])
             assert code in p[1], (code, r.error.message, p)
             if code is OK:
                 _check_reset(r.reset)
-                env.Close(env_pb2.CloseRequest(session_id=r.reset.session_id), timeout=60)
+                # The stream owned it and closed it when it ended, before its status reached us.
+                closed, _ = _result(env.Close.future(env_pb2.CloseRequest(session_id=r.reset.session_id), timeout=60))
+                assert closed is NF, (closed, "a session reset on a stream outlived the stream")
         else:
             assert code in p[1], (code, r.error.message)
     record_cases("EnvService/Sessions", len(msgs), time.perf_counter() - t)
