@@ -255,9 +255,8 @@ print(res)
 
 
 def test_fork_bomb_is_contained(pool, sid):
-    t0 = time.monotonic()
     r = run(pool, sid, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", wall_s=1.0)
-    assert r.timed_out and not r.ok and time.monotonic() - t0 < 4
+    assert r.timed_out and not r.ok and "wall-time" in r.error, r
     r = run(pool, sid, "import os\nn = 0\ntry:\n    for _ in range(100):\n        if os.fork() == 0:\n            import time; time.sleep(5); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('limited at', n, e.errno)")
     assert r.ok and r.output.startswith("limited at ") and int(r.output.split()[2]) < 16, r
     assert_pool_healthy(pool, sid)
@@ -272,16 +271,15 @@ def test_memory_bomb_is_contained(pool, sid):
 
 
 def test_cpu_loop_hits_cpu_limit(pool, sid):
-    t0 = time.monotonic()
+    # Behaviour, not timing: the CPU limit (1 s) is what ends it, never the far wall limit (10 s).
     r = run(pool, sid, "while True:\n    pass", cpu_s=1.0, wall_s=10.0)
-    assert r.timed_out and not r.ok and "CPU" in r.error and time.monotonic() - t0 < 5
+    assert r.timed_out and not r.ok and "CPU" in r.error, r
     assert_pool_healthy(pool, sid)
 
 
 def test_wall_time_limit_kills_sleepers(pool, sid):
-    t0 = time.monotonic()
     r = run(pool, sid, "print('start', flush=True)\nimport time\ntime.sleep(30)", wall_s=0.5)
-    assert r.timed_out and r.output == "start\n" and "wall-time" in r.error and time.monotonic() - t0 < 3
+    assert r.timed_out and r.output == "start\n" and "wall-time" in r.error, r  # cut, not the 30 s sleep waited out
 
 
 def test_output_flood_is_truncated(pool, sid):

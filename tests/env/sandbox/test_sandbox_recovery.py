@@ -110,9 +110,8 @@ def test_in_process_backend_limits_recycle_only_the_session_without_the_call(poo
     rebuilds = pool.stats()["rebuilds"]
     # A C-level computation cannot be interrupted by a signal handler: the wall limit kills the
     # session's own process (not the worker: other sessions there go on untouched).
-    t0 = time.monotonic()
     r = pool.call(sid, "power", {"base": 10, "exponent": 10**9}, limits={"wall_s": 0.5, "cpu_s": 30})
-    assert r.timed_out and not r.ok and time.monotonic() - t0 < 5
+    assert r.timed_out and not r.ok and "wall-time" in r.error, r
     assert pool.state(sid) == before  # rebuilt without the killed call
     r = pool.call(sid, "ls", {})
     assert r.ok and "kept" in r.output
