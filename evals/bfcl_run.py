@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolgym.env.reward.config import PENALTIES
 from toolgym.evals.generators import Generator, Messages
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def play_episodes(client: Any, tasks: Sequence[Any], templates: Sequence[str | N
 def _agg(rs: list[dict]) -> dict:
     n = len(rs)
     comps: dict[str, float] = {}
-    pens: dict[str, int] = {}
+    # Every penalty kind is reported, 0.0 when it never fired: a missing key would read as "not measured".
+    pens: dict[str, int] = dict.fromkeys(PENALTIES, 0)
     for r in rs:
         for k, v in (r.get("components") or {}).items():
             comps[k] = comps.get(k, 0.0) + float(v)
