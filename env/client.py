@@ -321,11 +321,12 @@ class ToolgymClient:
     def reset(self, task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
               randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
               task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None,
-              timeout: float | None = None) -> ResetResult:
+              on_parse_error: str | None = None, shaping: float = 0.0, timeout: float | None = None) -> ResetResult:
         """Start an episode. With ``retry``, a Reset whose reply was lost may leave an unused
         session on the server; it is reclaimed by the server's idle TTL."""
         req = reset_request(task_id, seed=seed, template=template, randomize_template=randomize_template,
-                            categories=categories, max_steps=max_steps, task=task, reward_config=reward_config)
+                            categories=categories, max_steps=max_steps, task=task, reward_config=reward_config,
+                            on_parse_error=on_parse_error, shaping=shaping)
         resp = self._call(self._env.Reset, req, timeout)
         info = self._learn_replica(resp.info_json)
         if self.retry is not None:
@@ -376,10 +377,12 @@ class ToolgymClient:
 
 def reset_request(task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
                   randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
-                  task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None) -> env_pb2.ResetRequest:
+                  task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None,
+                  on_parse_error: str | None = None, shaping: float = 0.0) -> env_pb2.ResetRequest:
     """The ``ResetRequest`` for :meth:`ToolgymClient.reset`'s arguments (shared by the unary and stream clients)."""
     req = env_pb2.ResetRequest(task_id=task_id or "", template=template or "", randomize_template=randomize_template,
-                               categories=list(categories or ()), max_steps=max_steps or 0)
+                               categories=list(categories or ()), max_steps=max_steps or 0,
+                               on_parse_error=on_parse_error or "", shaping=float(shaping or 0.0))
     if seed is not None:
         req.seed = int(seed)
     if task is not None:

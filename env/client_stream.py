@@ -154,9 +154,10 @@ class StreamSessions:
     def reset(self, task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
               randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
               task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None,
-              timeout: float | None = None) -> ResetResult:
+              on_parse_error: str | None = None, shaping: float = 0.0, timeout: float | None = None) -> ResetResult:
         req = reset_request(task_id, seed=seed, template=template, randomize_template=randomize_template,
-                            categories=categories, max_steps=max_steps, task=task, reward_config=reward_config)
+                            categories=categories, max_steps=max_steps, task=task, reward_config=reward_config,
+                            on_parse_error=on_parse_error, shaping=shaping)
         resp = self._roundtrip(env_pb2.SessionRequest(reset=req), timeout).reset
         return ResetResult(resp.session_id, resp.observation, self.client._learn_replica(resp.info_json))
 

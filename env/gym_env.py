@@ -157,7 +157,7 @@ class RemoteToolUseEnv(_TextEnvBase):
     def __init__(self, server: str, categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: dict[str, Any] | None = None, default_template: str = "hermes",
-                 render_mode: str | None = None, timeout: float = 60.0, on_parse_error: str = "observe"):
+                 render_mode: str | None = None, timeout: float = 60.0, on_parse_error: str = "observe", shaping: float = 0.0):
         super().__init__(categories=categories, task_ids=task_ids, template=template, randomize_template=randomize_template,
                          max_steps=max_steps, default_template=default_template, render_mode=render_mode,
                          on_parse_error=on_parse_error)
@@ -165,6 +165,7 @@ class RemoteToolUseEnv(_TextEnvBase):
 
         self.server = server
         self.reward_config = reward_config
+        self.shaping = shaping
         self._client = ToolgymClient(server, timeout=timeout)
         self._session: str | None = None
         self._steps = 0
@@ -173,14 +174,9 @@ class RemoteToolUseEnv(_TextEnvBase):
         task_seed, task_id, template = self._draw(seed, options)
         self._close_session()
         tmpl = select_template(task_seed, template, self.randomize_template, self.default_template)
-        extra: dict[str, Any] = {}
-        if self._episode_on_parse_error != "observe":  # the server's default; older servers know no other
-            if "on_parse_error" not in inspect.signature(self._client.reset).parameters:
-                raise ValueError("on_parse_error other than 'observe' needs a client and server that support it "
-                                 "(ResetRequest.on_parse_error); upgrade toolgym or use the in-process env")
-            extra["on_parse_error"] = self._episode_on_parse_error
         r = self._client.reset(task_id, seed=task_seed, template=tmpl, categories=self.categories,
-                               max_steps=self.max_steps, reward_config=self.reward_config, **extra)
+                               max_steps=self.max_steps, reward_config=self.reward_config,
+                               on_parse_error=self._episode_on_parse_error, shaping=self.shaping)
         self._session, self._steps = r.session_id, 0
         self._transcript = [r.observation]
         return r.observation, r.info
@@ -212,6 +208,5 @@ def make_env(server: str | None = None, **kwargs: Any) -> gym.Env:
     """Entry point of ``toolgym/ToolUse-v0``: remote when ``server`` is given."""
     if server:
         kwargs.pop("suite", None)
-        kwargs.pop("shaping", None)
         return RemoteToolUseEnv(server, **kwargs)
     return ToolUseEnv(**kwargs)

@@ -6,13 +6,14 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import threading
 from concurrent import futures
 from typing import Any, Iterator
 
 import grpc
 
-from toolgym.env.episode import Episode, EpisodeOptions, select_task, select_template
+from toolgym.env.episode import PARSE_ERROR_MODES, Episode, EpisodeOptions, select_task, select_template
 from toolgym.env.executor import ToolExecutor
 from toolgym.env.parsers import TEMPLATES
 from toolgym.env.reward.config import RewardConfig
@@ -61,6 +62,23 @@ def _step_response(reply: dict[str, Any]) -> env_pb2.StepResponse:
         resp.score.CopyFrom(score_to_proto(score_from_dict(reply["score"])))
     return resp
 
+
+
+def _parse_error_mode(mode: str) -> str:
+    if mode and mode not in PARSE_ERROR_MODES:
+        raise invalid(f"on_parse_error must be one of {list(PARSE_ERROR_MODES)} (empty = \"observe\"), got {mode!r}")
+    return mode or "observe"
+
+
+#: Largest accepted ``ResetRequest.shaping``: beyond it the per-step penalties would dwarf the
+#: terminal contract reward, which is bounded to [-1.5, 1] (see the README's reward contract).
+MAX_SHAPING = 10.0
+
+
+def _shaping(value: float) -> float:
+    if not math.isfinite(value) or value < 0 or value > MAX_SHAPING:
+        raise invalid(f"shaping must be a finite number in [0, {MAX_SHAPING:g}] (0 = terminal reward only), got {value!r}")
+    return float(value)
 
 class _Counter:
     def __init__(self) -> None:
@@ -163,6 +181,8 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             template=req.template or None,
             randomize_template=req.randomize_template,
             max_steps=req.max_steps if req.max_steps > 0 else self._cfg.max_steps,
+            on_parse_error=_parse_error_mode(req.on_parse_error),
+            shaping=_shaping(req.shaping),
         )
         if req.max_steps < 0:
             raise invalid(f"max_steps must be >= 0 (0 = server default {self._cfg.max_steps}), got {req.max_steps}")

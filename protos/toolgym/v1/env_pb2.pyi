@@ -42,7 +42,7 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
-    __slots__ = ("task_id", "seed", "template", "randomize_template", "categories", "max_steps", "reward_config", "task_json")
+    __slots__ = ("task_id", "seed", "template", "randomize_template", "categories", "max_steps", "reward_config", "task_json", "on_parse_error", "shaping")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,8 @@ class ResetRequest(_message.Message):
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
     REWARD_CONFIG_FIELD_NUMBER: _ClassVar[int]
     TASK_JSON_FIELD_NUMBER: _ClassVar[int]
+    ON_PARSE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SHAPING_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     seed: int
     template: str
@@ -59,7 +61,9 @@ class ResetRequest(_message.Message):
     max_steps: int
     reward_config: _reward_pb2.RewardConfig
     task_json: str
-    def __init__(self, task_id: _Optional[str] = ..., seed: _Optional[int] = ..., template: _Optional[str] = ..., randomize_template: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., reward_config: _Optional[_Union[_reward_pb2.RewardConfig, _Mapping]] = ..., task_json: _Optional[str] = ...) -> None: ...
+    on_parse_error: str
+    shaping: float
+    def __init__(self, task_id: _Optional[str] = ..., seed: _Optional[int] = ..., template: _Optional[str] = ..., randomize_template: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., reward_config: _Optional[_Union[_reward_pb2.RewardConfig, _Mapping]] = ..., task_json: _Optional[str] = ..., on_parse_error: _Optional[str] = ..., shaping: _Optional[float] = ...) -> None: ...
 
 class ResetResponse(_message.Message):
     __slots__ = ("session_id", "observation", "info_json")

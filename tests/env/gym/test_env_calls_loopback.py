@@ -61,3 +61,32 @@ def test_escaped_surrogate_is_a_recorded_format_error_over_grpc(client):
     s = client.step(r.session_id, '<tool_call>{"name": "ls", "arguments": {}}</tool_call>', step_index=1)
     assert s.step_index == 1 and "document" in s.observation
     client.close_session(r.session_id)
+
+
+def test_on_parse_error_is_set_per_reset_over_grpc(client):
+    r = client.reset("multi_turn_base_0", template="hermes", on_parse_error="end_turn")
+    s = client.step(r.session_id, "<tool_call>{broken</tool_call>", step_index=0)
+    assert s.info["turn"] == 1 and s.observation.startswith("Format error") and "User:" in s.observation
+    client.close_session(r.session_id)
+    r = client.reset("multi_turn_base_0", template="hermes")  # empty = observe, the default
+    s = client.step(r.session_id, "<tool_call>{broken</tool_call>", step_index=0)
+    assert s.info["turn"] == 0
+    client.close_session(r.session_id)
+    with pytest.raises(Exception, match="on_parse_error must be one of") as e:
+        client.reset("multi_turn_base_0", on_parse_error="retry")
+    assert e.value.code().name == "INVALID_ARGUMENT"
+
+
+def test_shaping_is_set_per_reset_over_grpc(client):
+    wrong = '<tool_call>{"name": "echo", "arguments": {"content": "x"}}</tool_call>'
+    plain = client.reset("multi_turn_base_0", template="hermes")
+    shaped = client.reset("multi_turn_base_0", template="hermes", shaping=1.0)
+    a = client.step(plain.session_id, wrong, step_index=0)
+    b = client.step(shaped.session_id, wrong, step_index=0)
+    assert a.reward == 0.0 and b.reward < 0.0  # the wrong-tool penalty, paid at once
+    for sid in (plain.session_id, shaped.session_id):
+        client.close_session(sid)
+    for bad in (-1.0, float("nan"), 11.0):
+        with pytest.raises(Exception, match="shaping must be a finite number") as e:
+            client.reset("multi_turn_base_0", shaping=bad)
+        assert e.value.code().name == "INVALID_ARGUMENT"
