@@ -13,7 +13,7 @@ disagreement grouped by its cause.
 
 Then every disagreement, plus a control sample of agreements, is replayed with a fresh env and a
 fresh sandbox worker pool per episode (``--fresh-all`` replays everything: ~1.4 s per episode),
-which separates leaks between episodes from checker differences. docs/multi_turn_parity.md
+which separates leaks between episodes from checker differences. bench/multi_turn_parity.md
 explains each disagreement class.
 """
 

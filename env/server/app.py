@@ -30,12 +30,13 @@ from typing import Any, Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from toolgym.env import procinfo
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.server import security
 from toolgym.env.server.reward_service import RewardServicer
+from toolgym.env.server.health import HealthServicer
+from toolgym.env.server.reflection import enable_reflection
 from toolgym.env.tasks.suite import Suite, load_suite
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2, reward_pb2_grpc
 
@@ -241,11 +242,11 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
 
     names.extend(add_eval(server))
 
-    health_servicer = health.HealthServicer()
+    health_servicer = HealthServicer()  # grpc_health's, plus List
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)  # v1 and v1alpha
 
     bind = f"{cfg.host}:{cfg.port}"
     try:

@@ -325,7 +325,7 @@ def _container_as(text: str, rng: random.Random, node_type: type) -> str | None:
     return _with_kw(text, edit)
 
 
-#: Probes of divergences known to remain (docs/multi_turn_parity.md), kept out of ``KINDS``:
+#: Probes of divergences known to remain (bench/multi_turn_parity.md), kept out of ``KINDS``:
 #: a list argument written as a tuple or a set literal. BFCL's ``eval`` keeps the type (a
 #: tuple stored in state != the ground truth's list); toolgym's arguments are JSON.
 PROBES: dict[str, Callable[[Turns, random.Random], bool]] = {

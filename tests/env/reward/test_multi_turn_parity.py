@@ -4,7 +4,7 @@ A few dozen seeded trajectories (ground truth and every perturbation kind, all f
 categories) are scored by BFCL's checker in its own venv (``make bfcl-venv``) and by
 ``gym.make("toolgym/ToolUse-v0", template="pythonic")``, back to back on one long-lived env.
 The full harness with 3,200 trajectories is ``bench/bench_multi_turn_parity.py``; its
-disagreement classes are explained in docs/multi_turn_parity.md.
+disagreement classes are explained in bench/multi_turn_parity.md.
 """
 
 from __future__ import annotations

@@ -145,6 +145,36 @@ def test_reflection_lists_services_and_describes_score(server):
         assert resp.file_descriptor_response.file_descriptor_proto
 
 
+def test_reflection_v1_is_served_too(server):
+    """grpcurl and current Node tools ask grpc.reflection.v1 first; v1's own message types (from the
+    descriptor the server registers, not v1alpha's classes) round-trip on the v1 method."""
+    from google.protobuf import descriptor_pool, message_factory
+
+    pool = descriptor_pool.Default()
+    req_cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("grpc.reflection.v1.ServerReflectionRequest"))
+    resp_cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("grpc.reflection.v1.ServerReflectionResponse"))
+    with grpc.insecure_channel(server.address) as ch:
+        call = ch.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                request_serializer=req_cls.SerializeToString, response_deserializer=resp_cls.FromString)
+        reqs = [req_cls(list_services=""), req_cls(file_containing_symbol="toolgym.v1.RewardService"),
+                req_cls(file_containing_symbol="grpc.reflection.v1.ServerReflection"), req_cls(file_containing_symbol="no.such.Symbol")]
+        listed, described, v1_file, missing = list(call(iter(reqs), timeout=10))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"toolgym.v1.RewardService", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= names
+    assert described.file_descriptor_response.file_descriptor_proto and v1_file.file_descriptor_response.file_descriptor_proto
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_health_list_matches_the_shipped_health_proto(server):
+    """protos/grpc/health/v1/health.proto declares List; a client generated from it gets answers."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(server.address) as ch:
+        resp = health_pb2_grpc.HealthStub(ch).List(health_pb2.HealthListRequest(), timeout=10)
+    assert resp.statuses["toolgym.v1.RewardService"].status == health_pb2.HealthCheckResponse.SERVING
+    assert resp.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_raw_stub_without_toolgym_client(server):
     # What a client in another language sees: just the proto.
     with grpc.insecure_channel(server.address) as ch:
