@@ -30,10 +30,12 @@ def json_text(d: object) -> str:
     # ensure_ascii escapes every non-ASCII character (lone surrogates included) as \uXXXX: valid
     # UTF-8, and json.loads gives back exactly the same strings. allow_nan=False: strict JSON
     # parsers reject NaN/Infinity tokens, and no NaN/inf leaves the server (design §4).
+    # Keys keep their insertion order (no sort_keys): a tool spec's parameters stay in their
+    # declared order, which positional calls and generated clients depend on (issue 12).
     try:
-        return json.dumps(d, ensure_ascii=True, sort_keys=True, default=str, allow_nan=False)
+        return json.dumps(d, ensure_ascii=True, default=str, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite_json(d), ensure_ascii=True, sort_keys=True, default=str, allow_nan=False)
+        return json.dumps(_finite_json(d), ensure_ascii=True, default=str, allow_nan=False)
 
 
 def finite_score(r: ScoreResult) -> ScoreResult:

@@ -16,7 +16,9 @@ from typing import Any
 def dumps(obj: Any) -> str:
     # allow_nan: a reward config may hold max_penalty_total=-inf; the store is internal and
     # Python's json reads "-Infinity" back. Replies themselves are made finite before this.
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    # Insertion order is kept (no sort_keys): a retried step's reply must be the recorded one
+    # byte for byte, tool specs included, whose parameters keep their declared order.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def digest(action: str) -> str:
@@ -45,7 +47,8 @@ class SessionSpec:
 
     def config_hash(self) -> str:
         """Same hash = same template, episode options and reward config (rollouts group by it)."""
-        blob = dumps({"template": self.template, "options": self.options, "reward": self.reward})
+        blob = json.dumps({"template": self.template, "options": self.options, "reward": self.reward},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)  # canonical: order-free
         return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
 
 

@@ -113,3 +113,22 @@ def test_bidi_stream_multiplexes_sessions(client):
             q.put(None)
     assert all(out[f"s{i}"].step.terminated and out[f"s{i}"].step.score.valid for i in range(8))
     assert out["bad"].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
+def test_tool_specs_keep_their_declared_parameter_order(env_server, bfcl_suite):
+    """info_json's tool specs list parameters as the task declares them (not sorted): positional
+    calls map by that order, and a client in another language reads it off the JSON text."""
+    from toolgym.v1 import env_pb2_grpc
+
+    declared = {t.name: list((t.parameters or {}).get("properties") or {}) for t in bfcl_suite.get("multi_turn_base_0").tools}
+    assert any(names != sorted(names) for names in declared.values())  # the task has an unsorted one to check
+    with grpc.insecure_channel(env_server.address) as ch:
+        stub = env_pb2_grpc.EnvServiceStub(ch)
+        r = stub.Reset(env_pb2.ResetRequest(task_id="multi_turn_base_0", template="hermes"), timeout=30)
+        got = {t["name"]: list(t["parameters"]["properties"]) for t in json.loads(r.info_json)["tools"]}
+        # A retried step (the recorded reply) is identical byte for byte.
+        a = stub.Step(env_pb2.StepRequest(session_id=r.session_id, action="[ls()]", step_index=0), timeout=30)
+        b = stub.Step(env_pb2.StepRequest(session_id=r.session_id, action="[ls()]", step_index=0), timeout=30)
+        stub.Close(env_pb2.CloseRequest(session_id=r.session_id), timeout=30)
+    assert got == {k: v for k, v in declared.items() if k in got} and got
+    assert a.info_json == b.info_json
