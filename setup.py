@@ -1,8 +1,8 @@
 """Maps the repository's folders onto the single ``toolgym.*`` namespace.
 
 pyproject.toml holds all metadata; this file only computes the package list so a
-new sub-package never needs registering by hand. ``toolgym`` itself is an implicit
-namespace package, so a bare ``import env`` or ``import evals`` never exists.
+new sub-package never needs registering by hand. ``toolgym`` itself is a regular package
+(``protos/toolgym/__init__.py``), so a bare ``import env`` or ``import evals`` never exists.
 """
 
 from pathlib import Path
@@ -18,8 +18,9 @@ ROOTS = {
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:
-    packages: list[str] = []
-    package_dir: dict[str, str] = {}
+    # The top package: protos/toolgym holds its __init__ (it registers the Gymnasium env).
+    packages: list[str] = ["toolgym"]
+    package_dir: dict[str, str] = {"toolgym": "protos/toolgym"}
     here = Path(__file__).parent
     for name, folder in ROOTS.items():
         root = here / folder

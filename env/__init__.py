@@ -1,6 +1,6 @@
 """toolgym.env: the tool-use environment, its tasks, parsers, sandbox, reward engine and server.
 
-Importing this package registers ``toolgym/ToolUse-v0`` with Gymnasium::
+Importing this package (or plain ``import toolgym``) registers ``toolgym/ToolUse-v0`` with Gymnasium::
 
     import gymnasium as gym
     import toolgym.env  # noqa: F401  (registers the env)
@@ -11,18 +11,6 @@ Importing this package registers ``toolgym/ToolUse-v0`` with Gymnasium::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from toolgym import ENV_ID, __version__  # registering happens in the toolgym package itself
 
-ENV_ID = "toolgym/ToolUse-v0"
-
-
-def _register() -> None:
-    # Lazy entry point: registering costs only gymnasium's import; the env module (and the
-    # task suite) load when an env is made.
-    import gymnasium
-
-    if ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=ENV_ID, entry_point="toolgym.env.gym_env:make_env", disable_env_checker=False)
-
-
-_register()
+__all__ = ["ENV_ID", "__version__"]

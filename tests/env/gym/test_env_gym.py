@@ -128,3 +128,18 @@ def test_async_vector_env_remote(env_server):
         assert len(rew) == 2 and all(term)
     finally:
         venv.close()
+
+
+@pytest.mark.parametrize("code", [
+    "import gymnasium as gym, toolgym\ngym.register_envs(toolgym)\nenv = gym.make('toolgym/ToolUse-v0', categories=['simple_python'])",
+    "import gymnasium as gym\nenv = gym.make('toolgym:toolgym/ToolUse-v0', categories=['simple_python'])",
+])
+def test_import_toolgym_alone_registers(code):
+    """In a fresh interpreter (here everything is imported already): the top package is enough."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code + "\nobs, info = env.reset(seed=0)\nprint(info['task_id'])"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().startswith("simple_python_")
