@@ -87,7 +87,18 @@ $(OPENENV_VENV)/.ok:
 
 openenv-venv: $(OPENENV_VENV)/.ok
 
-test: setup-dev test-deps check-protos bfcl-venv openenv-venv
+# The Node.js gRPC client of tests/clients (grpc-js + proto-loader, exact versions in its package-lock.json):
+# `npm ci` into the user cache, keyed by the lock file's hash; the test finds it through NODE_PATH.
+NODE_LOCK := tests/clients/node/package-lock.json
+NODE_DEPS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolgym/node/$(shell sha256sum $(NODE_LOCK) | cut -c1-16)
+$(NODE_DEPS)/.ok:
+	@command -v npm >/dev/null 2>&1 || { echo "npm missing: the Node.js client test will be skipped"; exit 0; }; \
+	  mkdir -p $(NODE_DEPS) && cp tests/clients/node/package.json $(NODE_LOCK) $(NODE_DEPS)/ && \
+	  (cd $(NODE_DEPS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) && touch $@
+
+node-deps: $(NODE_DEPS)/.ok
+
+test: setup-dev test-deps check-protos bfcl-venv openenv-venv node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 protos: setup-dev
