@@ -296,8 +296,10 @@ class Episode:
         self.final_score = score
         self.done = True
         self.close()
+        # The weights applied (task overrides merged, renormalised): total = sum(w_k * c_k) + penalties.
+        weights = self.reward_config.for_task(self.task.weights, self.task.penalties).weights
         info.update({"total": score.total, "components": dict(score.components), "penalties": dict(score.penalties),
-                     "valid": score.valid, "feedback": score.feedback})
+                     "valid": score.valid, "feedback": score.feedback, "weights": dict(weights)})
         return StepOutcome(observation, score.total, terminated, truncated, info, score)
 
     def close(self) -> None:

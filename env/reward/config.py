@@ -46,7 +46,8 @@ class RewardConfig:
 
     weights: dict[str, float] = field(
         default_factory=_default_weights,
-        metadata={"help": "Weight of each component in [0, 1]; total = sum(w_k * c_k) + sum(penalties)."},
+        metadata={"help": "Weight (finite, >= 0) of each component; renormalised to sum to 1, so "
+                  "total = sum(w_k * c_k) + sum(penalties) <= 1."},
     )
     penalties: dict[str, float] = field(
         default_factory=_default_penalties,
@@ -65,6 +66,16 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
+        # Renormalised to sum to 1 so the total stays in [max_penalty_total, 1] whatever a client
+        # sends (per request or per task): {"task_completion": 0.8} over the defaults means
+        # "0.8 against 0.6 for the rest", not a total that can reach 1.4. The applied weights are
+        # what to_dict() (and every info/score payload) reports. Defaults already sum to 1.
+        total = sum(self.weights.values())
+        if total <= 0:
+            raise ValueError(f"the weights sum to 0 ({dict(self.weights)}): give at least one component a weight > 0; "
+                             f"components: {list(COMPONENTS)}")
+        if abs(total - 1.0) > 1e-9:
+            object.__setattr__(self, "weights", {k: v / total for k, v in self.weights.items()})
 
     def for_task(self, weights: dict[str, float] | None = None, penalties: dict[str, float] | None = None) -> RewardConfig:
         """This config with per-task overrides applied (unknown keys are rejected)."""

@@ -139,8 +139,11 @@ class WorkerSet:
             self._add_worker()
             with self._lock:
                 self._stats["restarts"] += 1
-        except SandboxError as e:
-            log.error("could not replace sandbox worker: %s", e)
+        except Exception as e:  # noqa: BLE001 - a background thread: report, never a bare traceback
+            with self._lock:
+                closed = self._closed
+            if not closed:  # a pool closing (or an interpreter exiting) under the spawn is not an error
+                log.error("could not replace sandbox worker: %s: %s", type(e).__name__, e)
 
     def _pick_worker(self) -> WorkerHandle:
         """The least-loaded live worker; if none, start one (or wait for one being started)."""
