@@ -104,7 +104,7 @@ def run_episodes_once(kind: str, *, model_dir: str, client: Any, task_ids: list[
     import torch
 
     from toolgym.trainer.common import load_model, load_tokenizer
-    from toolgym.trainer.config import config_from_dict
+    from toolgym.trainer.config_load import config_from_dict
     from toolgym.trainer.grpo import build_grpo_trainer
 
     torch.manual_seed(args.seed)

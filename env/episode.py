@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from toolgym.env.dispatch import classify, run_calls
-from toolgym.env.executor import ToolExecutor, ToolSession
+from toolgym.env.executor import ToolExecutor, ToolSession, toolset_of
 from toolgym.env.parsers import TEMPLATES, parse, render_observation, render_system_prompt
 from toolgym.env.parsers.feedback import render_parse_errors
 from toolgym.env.reward.config import RewardConfig
@@ -78,22 +78,6 @@ def select_template(seed: int, template: str | None, randomize: bool, default: s
     if randomize:
         return TEMPLATES[int(np.random.default_rng([seed, 1]).integers(len(TEMPLATES)))]
     return default
-
-
-def toolset_of(task: Task) -> tuple[str, dict[str, Any]] | None:
-    """Which sandboxed toolset serves the task's calls, if any."""
-    spec = task.metadata.get("toolset") if task.metadata else None
-    if isinstance(spec, dict) and spec.get("kind"):
-        return str(spec["kind"]), dict(spec.get("config") or {})
-    if task.kind == "multi_turn":
-        return "bfcl_multi_turn", {
-            "involved_classes": list(task.involved_classes),
-            "initial_config": task.initial_config,
-            "long_context": "long_context" in task.category,
-        }
-    if any(t.name == "python" for t in task.tools):
-        return "python", {}
-    return None
 
 
 @dataclass

@@ -24,6 +24,23 @@ from toolgym.env.types import Task
 MAX_CACHED_REPLAYS = 4096
 
 
+
+def toolset_of(task: Task) -> tuple[str, dict[str, Any]] | None:
+    """Which sandboxed toolset serves the task's calls, if any."""
+    spec = task.metadata.get("toolset") if task.metadata else None
+    if isinstance(spec, dict) and spec.get("kind"):
+        return str(spec["kind"]), dict(spec.get("config") or {})
+    if task.kind == "multi_turn":
+        return "bfcl_multi_turn", {
+            "involved_classes": list(task.involved_classes),
+            "initial_config": task.initial_config,
+            "long_context": "long_context" in task.category,
+        }
+    if any(t.name == "python" for t in task.tools):
+        return "python", {}
+    return None
+
+
 class ToolSession:
     """One toolset instance living in a sandbox worker."""
 
@@ -73,7 +90,6 @@ class ToolExecutor:
 
     def ground_truth(self, task: Task) -> GroundTruthReplay:
         """Execute the task's ground-truth calls turn by turn in a fresh sandbox session."""
-        from toolgym.env.episode import toolset_of
         from toolgym.env.tools.bfcl_backends import replay_cache_key
 
         spec = toolset_of(task)

@@ -21,7 +21,7 @@ from toolgym.env.reward.config import PENALTIES
 from toolgym.evals.generators import Generator, Messages
 
 if TYPE_CHECKING:
-    from toolgym.evals.runner import RunConfig
+    from toolgym.evals.run_folder import RunConfig
 
 __all__ = ["play_episodes", "summarize_bfcl", "run_bfcl", "json_summary"]
 
@@ -156,7 +156,7 @@ def json_summary(summary: dict) -> dict:
 
 def run_bfcl(cfg: RunConfig, gen_factory: Callable[[], Generator], out: Path, client: Any = None) -> dict:
     from toolgym.evals.report import write_report
-    from toolgym.evals.runner import _progress, _truncate_partial_tail, read_predictions_file
+    from toolgym.evals.run_folder import _progress, _truncate_partial_tail, read_predictions_file
 
     suite = cfg.suite
     cats = list(cfg.categories)

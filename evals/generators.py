@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # a type only: runner imports this module, so no import back at run time
-    from toolgym.evals.runner import RunConfig
+    from toolgym.evals.run_folder import RunConfig
 
 __all__ = ["Messages", "Generator", "OpenAIGenerator", "TransformersGenerator", "VLLMGenerator", "make_generator"]
 

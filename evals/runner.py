@@ -29,10 +29,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolgym.evals.run_folder import RunConfig, _progress, _truncate_partial_tail, read_predictions_file
 from toolgym.evals.generators import (  # noqa: F401 - re-exported (public names, and _vllm_usable for the tests)
     Generator,
     Messages,
@@ -45,72 +45,6 @@ from toolgym.evals.generators import (  # noqa: F401 - re-exported (public names
 
 __all__ = ["RunConfig", "Generator", "make_generator", "run_eval", "OpenAIGenerator", "TransformersGenerator",
            "VLLMGenerator", "read_predictions_file"]
-
-
-@dataclass
-class RunConfig:
-    model: str
-    suite: str = "kagentbench"
-    out: str = "runs/eval"
-    data: str | None = None
-    backend: str = "auto"  # auto | transformers | vllm | openai
-    model_name: str | None = None  # served model id for OpenAI endpoints
-    api_key_env: str = "OPENAI_API_KEY"
-    max_new_tokens: int = 512
-    max_input_tokens: int = 3072
-    temperature: float = 0.0
-    batch_size: int = 8
-    limit: int = 0
-    system: str = ""
-    templates: tuple[str, ...] = ()  # kagentbench: only these prompt templates; bfcl: templates to cycle
-    server: str | None = None
-    categories: tuple[str, ...] = ()
-    max_steps: int = 8
-    strict: bool = False
-    bleu: bool = True
-    name: str = ""
-    progress: bool = True
-    timeout: float = 120.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------------
-# Run folder helpers
-# ------------------------------------------------------------------------------------------------
-def read_predictions_file(path: Path) -> list[dict]:
-    out = []
-    if not path.exists():
-        return out
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line cut by an interruption: everything after it is regenerated
-    return out
-
-
-def _truncate_partial_tail(path: Path) -> None:
-    """Drop a last line without its newline (an interrupted write) so appends stay valid JSONL."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n")
-        path.write_bytes(data[: cut + 1] if cut >= 0 else b"")
-
-
-def _progress(iterable, total: int, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="item", dynamic_ncols=True)
 
 
 def _batches(seq: list, n: int):

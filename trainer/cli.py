@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from toolgym.trainer.config import load_config
+    from toolgym.trainer.config_load import load_config
 
     overrides = list(args.overrides)
     if args.output_dir:
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_retriever(args)
     if cmd == "describe-config":
-        from toolgym.trainer.config import describe
+        from toolgym.trainer.config_load import describe
 
         print(describe())
         return 0

@@ -10,20 +10,15 @@ the accepted keys (with a "did you mean" suggestion).
 ``SFTConfig``, ``DPOConfig``); its keys are checked against that class's fields when the trainer is built.
 
 This module holds the schema (one dataclass per section, :class:`TrainConfig`, :class:`ConfigError`) and is the
-public entry; loading, validation and :func:`describe` live in :mod:`toolgym.trainer.config_load` and are
-re-exported here lazily (that module imports the schema from here, so an eager import would be circular).
+schema; loading, validation and :func:`describe` live in :mod:`toolgym.trainer.config_load`, which imports
+the schema from here (one direction only).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from toolgym.trainer.config_load import config_from_dict, describe, load_config, to_dict, validate
-
+from typing import Any, Literal
 
 class ConfigError(ValueError):
     """A configuration file or dict that does not match the schema."""
@@ -259,18 +254,6 @@ class TrainConfig:
     eval: EvalSection = _f(EvalSection, "Held-out evaluation.")
     pipeline: PipelineSection = _f(PipelineSection, "The one-command pipeline.")
 
-
-_LOADING = ("config_from_dict", "describe", "load_config", "to_dict", "validate")
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy re-export of the loading functions: the dataclasses stay defined here (their __module__, and so their
-    # reprs and get_type_hints, keep naming this module) while config_load imports them without a cycle.
-    if name in _LOADING:
-        value = getattr(importlib.import_module("toolgym.trainer.config_load"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from toolgym.trainer.common import MetricsLog, load_tokenizer, metrics_path, resolve_model_path, server_address, set_seed
-from toolgym.trainer.config import TrainConfig, to_dict
+from toolgym.trainer.config import TrainConfig
+from toolgym.trainer.config_load import to_dict
 from toolgym.trainer.data import rl_split
 
 log = logging.getLogger("toolgym.trainer.pipeline")

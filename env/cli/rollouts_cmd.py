@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _store(args: argparse.Namespace) -> SessionStore:
     from toolgym.env.sessions.sqlite_store import SqliteStore, sqlite_path
-    from toolgym.env.sessions.store import open_store
+    from toolgym.env.sessions.open_url import open_store
 
     if args.session_store.startswith("sqlite:"):
         path, _ = sqlite_path(args.session_store)

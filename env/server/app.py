@@ -3,7 +3,7 @@
 ``start_server`` runs it in-process (tests, notebooks, the bundled trainer); ``serve`` runs it
 in the foreground and drains in-flight requests on SIGTERM/SIGINT before exiting.
 
-Every RPC passes :class:`~toolgym.env.server.security.Guard` first (authentication, actionable
+Every RPC passes :class:`~toolgym.env.server.guard.Guard` first (authentication, actionable
 decode errors, per-client limits). The server binds loopback by default and refuses a
 non-loopback address without TLS and a token unless told ``--allow-insecure-remote``.
 
@@ -33,7 +33,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from toolgym.env import procinfo
 from toolgym.env.reward.config import RewardConfig
-from toolgym.env.server import security
+from toolgym.env.server.credentials import SecurityConfigError, Tokens, is_loopback, load_tokens, server_credentials
+from toolgym.env.server.guard import Guard, Limits
+from toolgym.env.server.redaction import install_redaction
 from toolgym.env.server.reward_service import RewardServicer
 from toolgym.env.server.health import HealthServicer
 from toolgym.env.server.reflection import enable_reflection
@@ -66,7 +68,7 @@ class ServerConfig:
     drain_grace_s: float = field(default=10.0, metadata={"help": "On SIGTERM, seconds to let in-flight requests finish."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "Reward weights and penalties."})
     enable_env: bool = field(default=True, metadata={"help": "Serve EnvService (starts the sandbox pool on first use)."})
-    # -- security (security.py)
+    # -- security (credentials.py, guard.py)
     tls_cert: str = field(default="", metadata={"help": "PEM certificate chain: serve TLS (with --tls-key)."})
     tls_key: str = field(default="", metadata={"help": "PEM private key of --tls-cert."})
     tls_client_ca: str = field(default="", metadata={"help": "PEM CA bundle: require client certificates it signed (mTLS)."})
@@ -99,7 +101,7 @@ class RunningServer:
 
     def __init__(self, server: grpc.Server, port: int, host: str, health_servicer: health.HealthServicer, closers: list[Any],
                  *, stats: Callable[[], dict[str, Any]] | None = None, stats_file: str = "", stats_interval_s: float = 5.0,
-                 env: Any = None, guard: security.Guard | None = None):
+                 env: Any = None, guard: Guard | None = None):
         self._server = server
         self.port = port
         self.host = host
@@ -173,12 +175,12 @@ def _check_limits(cfg: ServerConfig) -> None:
                          f"({cfg.max_steps_limit}), got {cfg.max_steps}; lower it or raise --max-steps-limit")
 
 
-def _check_exposure(cfg: ServerConfig, tls: bool, tokens: security.Tokens | None) -> None:
-    if security.is_loopback(cfg.host) or cfg.allow_insecure_remote:
+def _check_exposure(cfg: ServerConfig, tls: bool, tokens: Tokens | None) -> None:
+    if is_loopback(cfg.host) or cfg.allow_insecure_remote:
         return
     missing = [what for what, ok in (("TLS (--tls-cert/--tls-key)", tls), ("a bearer token (--auth-token-file or $TOOLGYM_AUTH_TOKEN)", tokens is not None)) if not ok]
     if missing:
-        raise security.SecurityConfigError(
+        raise SecurityConfigError(
             f"--host {cfg.host} is reachable from other machines, but {' and '.join(missing)} is not configured; "
             "configure them, bind 127.0.0.1, or pass --allow-insecure-remote on a trusted network")
 
@@ -214,11 +216,11 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
     """Build, bind and start the server; returns once it accepts connections."""
     cfg = config or ServerConfig()
     _check_limits(cfg)
-    creds = security.server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
-    tokens = security.load_tokens(cfg.auth_token_file)
+    creds = server_credentials(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
+    tokens = load_tokens(cfg.auth_token_file)
     _check_exposure(cfg, creds is not None, tokens)
     suite = suite or load_suite(cfg.suite, categories=list(cfg.categories) or None)
-    guard = security.Guard(tokens, security.Limits(max_inflight_per_client=cfg.max_inflight_per_client,
+    guard = Guard(tokens, Limits(max_inflight_per_client=cfg.max_inflight_per_client,
                                                    max_streams=cfg.max_streams or max(1, cfg.max_workers // 2)))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="toolgym-rpc"),
                          options=_grpc_options(cfg), interceptors=[guard])
@@ -258,7 +260,7 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
     if env is not None:
         env.advertise_address = cfg.advertise_address or f"{cfg.host}:{port}"
     if tokens is not None:
-        closers.append(security.install_redaction(tokens.secrets()))
+        closers.append(install_redaction(tokens.secrets()))
     http = None
     if cfg.http_port >= 0:  # the OpenEnv HTTP/WebSocket gateway, over the same EnvServicer and session store
         if env is None:

@@ -11,8 +11,7 @@ Everything here runs once at startup and either returns what the server needs or
 - :func:`is_loopback`: whether a bind host is loopback (the exposure check in ``app``).
 
 The RPC-time checks that use the tokens live in :mod:`toolgym.env.server.guard`; keeping them
-out of the logs, in :mod:`toolgym.env.server.redaction`. :mod:`toolgym.env.server.security`
-re-exports all of it.
+out of the logs, in :mod:`toolgym.env.server.redaction`.
 """
 
 from __future__ import annotations

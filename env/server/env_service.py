@@ -22,12 +22,12 @@ from toolgym.env.types import utf8_safe
 from toolgym.env.server.errors import (RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors,
                                        unavailable)
 from toolgym.env.server.resolve import resolve_task
-from toolgym.env.server.security import current_client
+from toolgym.env.server.guard import current_client
 from toolgym.env.sessions import errors as session_errors
 from toolgym.env.sessions.manager import SessionLimits, SessionManager
 from toolgym.env.sessions.records import SessionSpec
 from toolgym.env.sessions.replies import score_from_dict
-from toolgym.env.sessions.store import open_store
+from toolgym.env.sessions.open_url import open_store
 from toolgym.env.tasks.suite import Suite
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2
 

@@ -21,8 +21,7 @@ A client is identified by, in this order: the name of its bearer token (a token 
 hold several named tokens, one per tenant), the common name of its TLS client certificate
 (mTLS), else its IP address. Nothing here logs metadata or the presented credential.
 
-The tokens come from :mod:`toolgym.env.server.credentials`; :mod:`toolgym.env.server.security`
-re-exports this module's public names.
+The tokens come from :mod:`toolgym.env.server.credentials`.
 """
 
 from __future__ import annotations

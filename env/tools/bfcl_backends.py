@@ -329,7 +329,7 @@ def replay_cache_key(task: Any, toolset: tuple[str, Mapping[str, Any]] | None = 
     """A digest of everything a ground-truth replay depends on, never the task id alone.
 
     ``toolset``: the ``(kind, config)`` the replay runs on (the env's
-    :func:`~toolgym.env.episode.toolset_of`); default: this module's toolset for the task's
+    :func:`~toolgym.env.executor.toolset_of`); default: this module's toolset for the task's
     ``involved_classes`` / ``initial_config`` / long-context flag. The ground truth (each turn's
     call strings) and the category (which decides long-context loading) are hashed with it, so
     two tasks share a replay exactly when replaying them must give the same result, whatever

@@ -19,7 +19,8 @@ import pytest
 from hardening_support import ServerProc
 
 from toolgym.env.client import ToolgymClient
-from toolgym.env.server import security
+from toolgym.env.server.credentials import SecurityConfigError, load_tokens, server_credentials
+from toolgym.env.server.redaction import RedactSecrets
 from toolgym.env.server.app import ServerConfig, start_server
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2, reward_pb2_grpc
 
@@ -101,7 +102,7 @@ def test_logs_never_show_tokens(tmp_path, token_file):
 
 
 def test_redaction_filter_scrubs_records():
-    filt = security.RedactSecrets([ALICE])
+    filt = RedactSecrets([ALICE])
     rec = logging.LogRecord("x", logging.INFO, __file__, 1, "metadata %s and %s", (f"authorization: Bearer {BOB}", f"token={ALICE}"), None)
     filt.filter(rec)
     msg = rec.getMessage()
@@ -111,14 +112,14 @@ def test_redaction_filter_scrubs_records():
 def test_token_file_mistakes_are_reported(tmp_path):
     short = tmp_path / "short"
     short.write_text("abc\n")
-    with pytest.raises(security.SecurityConfigError, match="at least 16"):
-        security.load_tokens(str(short))
-    with pytest.raises(security.SecurityConfigError, match="no token"):
+    with pytest.raises(SecurityConfigError, match="at least 16"):
+        load_tokens(str(short))
+    with pytest.raises(SecurityConfigError, match="no token"):
         empty = tmp_path / "empty"
         empty.write_text("# nothing\n")
-        security.load_tokens(str(empty))
-    with pytest.raises(security.SecurityConfigError, match="No such file"):
-        security.load_tokens(str(tmp_path / "missing"))
+        load_tokens(str(empty))
+    with pytest.raises(SecurityConfigError, match="No such file"):
+        load_tokens(str(tmp_path / "missing"))
 
 
 # ---------------------------------------------------------------------------- TLS and mTLS
@@ -169,16 +170,16 @@ def test_mtls_requires_a_client_certificate_from_the_ca(certs):
 
 
 def test_tls_settings_mistakes_are_reported(certs, tmp_path):
-    with pytest.raises(security.SecurityConfigError, match="--tls-key"):
-        security.server_credentials(certs["server"], "")
+    with pytest.raises(SecurityConfigError, match="--tls-key"):
+        server_credentials(certs["server"], "")
     not_pem = tmp_path / "x.pem"
     not_pem.write_text("hello")
-    with pytest.raises(security.SecurityConfigError, match="not PEM"):
-        security.server_credentials(str(not_pem), certs["server_key"])
+    with pytest.raises(SecurityConfigError, match="not PEM"):
+        server_credentials(str(not_pem), certs["server_key"])
 
 
 def test_remote_bind_needs_tls_and_token(tmp_path):
-    with pytest.raises(security.SecurityConfigError) as e:
+    with pytest.raises(SecurityConfigError) as e:
         start_server(ServerConfig(host="0.0.0.0", port=0, enable_env=False))
     assert "TLS" in str(e.value) and "token" in str(e.value) and "--allow-insecure-remote" in str(e.value)
     srv = ServerProc(host="0.0.0.0", args=["--no-env"])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from toolgym.trainer.config import ConfigError, TrainConfig, config_from_dict, describe, load_config
+from toolgym.trainer.config import ConfigError, TrainConfig
+from toolgym.trainer.config_load import config_from_dict, describe, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 # Training-pipeline configs (TrainConfig); retriever*.yaml belong to `toolgym train retriever`, with their own schema.

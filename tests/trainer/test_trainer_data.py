@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from toolgym.env.parsers import MULTI_CALL_TEMPLATES, TEMPLATES, parse
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 from toolgym.trainer.data import (
     ast_ground_truth_calls,
     load_tasks,

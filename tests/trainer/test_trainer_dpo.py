@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 from toolgym.trainer.data import TaskSplit
 from toolgym.trainer.dpo import build_preference_pairs, server_score_fn, train_dpo, train_dpo_on_groups
 

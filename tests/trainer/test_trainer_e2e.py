@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 from toolgym.trainer.rollout import COMPONENTS, PENALTIES
 
 REPO = Path(__file__).resolve().parents[2]

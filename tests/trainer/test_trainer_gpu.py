@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 
 
 def test_cpu_import_pulls_no_gpu_packages():

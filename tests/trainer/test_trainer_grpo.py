@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 from toolgym.trainer.grpo import ToolgymRollout, build_grpo_trainer
 from toolgym.trainer.rollout import COMPONENTS, PENALTIES, Episode, EpisodeSpec
 

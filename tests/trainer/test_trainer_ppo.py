@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 from toolgym.trainer.data import TaskSplit
 
 

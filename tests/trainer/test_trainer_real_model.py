@@ -112,7 +112,7 @@ def test_grpo_two_steps_lora_saves_and_reloads(no_network, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from toolgym.trainer.common import MetricsLog
-    from toolgym.trainer.config import config_from_dict
+    from toolgym.trainer.config_load import config_from_dict
     from toolgym.trainer.grpo import train_grpo
     from toolgym.trainer.models import local_model_path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from toolgym.trainer.config import config_from_dict
+from toolgym.trainer.config_load import config_from_dict
 
 
 def _cfg(tmp_path, tiny_model_dir, **sft):

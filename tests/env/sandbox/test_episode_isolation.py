@@ -233,7 +233,7 @@ def _wire(trace: str) -> str:
 # --------------------------------------------------------------------------- final backend state
 def _session_run(pool, task) -> str:
     """Open the task's toolset, run its ground truth, return every result and the final state."""
-    from toolgym.env.episode import toolset_of
+    from toolgym.env.executor import toolset_of
 
     kind, config = toolset_of(task)
     sid = pool.open_session(kind, config)
@@ -251,7 +251,7 @@ def _session_run(pool, task) -> str:
 
 
 def test_final_backend_state_after_unrelated_sessions_equals_a_fresh_worker(tasks):
-    from toolgym.env.episode import toolset_of
+    from toolgym.env.executor import toolset_of
     from toolgym.env.sandbox import WorkerPool
 
     fresh = {}

@@ -6,7 +6,8 @@ import pytest
 
 from toolgym.env.sessions.errors import SessionLimitError, SessionNotFound, StepIndexError, StoreConfigError
 from toolgym.env.sessions.records import SessionSpec, StepEntry, digest
-from toolgym.env.sessions.store import Head, RolloutFilter, open_store
+from toolgym.env.sessions.open_url import open_store
+from toolgym.env.sessions.store import Head, RolloutFilter
 
 SPEC = SessionSpec(task_id="multi_turn_base_0", template="hermes", options={"seed": 1, "max_steps": 20}, reward={}, category="multi_turn_base")
 
