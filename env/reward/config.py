@@ -70,12 +70,13 @@ class RewardConfig:
         # sends (per request or per task): {"task_completion": 0.8} over the defaults means
         # "0.8 against 0.6 for the rest", not a total that can reach 1.4. The applied weights are
         # what to_dict() (and every info/score payload) reports. Defaults already sum to 1.
-        total = sum(self.weights.values())
-        if total <= 0:
+        top = max(self.weights.values(), default=0.0)
+        if top <= 0:
             raise ValueError(f"the weights sum to 0 ({dict(self.weights)}): give at least one component a weight > 0; "
                              f"components: {list(COMPONENTS)}")
-        if abs(total - 1.0) > 1e-9:
-            object.__setattr__(self, "weights", {k: v / total for k, v in self.weights.items()})
+        scaled = sum(v / top for v in self.weights.values())  # scaled by the largest first: 5 x 1e308 must not overflow
+        if abs(scaled * top - 1.0) > 1e-9:
+            object.__setattr__(self, "weights", {k: (v / top) / scaled for k, v in self.weights.items()})
 
     def for_task(self, weights: dict[str, float] | None = None, penalties: dict[str, float] | None = None) -> RewardConfig:
         """This config with per-task overrides applied (unknown keys are rejected)."""

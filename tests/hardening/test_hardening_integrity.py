@@ -66,8 +66,15 @@ def test_non_finite_overrides_are_refused(server, override, needle):
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_huge_weights_are_renormalised_never_inf(client):
+    """Weights are renormalised to sum to 1 (README, reward contract): 1e308 for every component is equal
+    weights, a finite and valid total, never an overflow."""
+    huge = {k: 1e308 for k in ("task_completion", "tool_accuracy", "efficiency", "timing_quality", "format_compliance")}
+    r = client.score(RIGHT, task_id="simple_python_0", template="hermes", reward_config={"weights": huge})
+    assert r.valid is True and r.total == pytest.approx(sum(r.components.values()) / 5)
+
+
 @pytest.mark.parametrize("config,output", [
-    ({"weights": {k: 1e308 for k in ("task_completion", "tool_accuracy", "efficiency", "timing_quality", "format_compliance")}}, RIGHT),
     ({"penalties": {"hallucinated_tool": -1e308}, "max_penalty_total": -1e308}, HALLUCINATED),
     ({"penalties": {"hallucinated_tool": -1e308}, "max_penalty_total": -math.inf}, HALLUCINATED),
 ])
