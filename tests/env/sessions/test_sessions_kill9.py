@@ -17,7 +17,7 @@ from toolgym.env.tasks.suite import load_suite
 
 from sessions_support import free_port, gt_actions, reference_rewards, start_serve
 
-N_SESSIONS = 24
+N_SESSIONS = 64  # the fault table: 64 in-flight multi-turn sessions
 
 
 def test_kill_9_mid_run_then_restart_on_the_same_file_loses_nothing(tmp_path):
