@@ -81,14 +81,28 @@ def build_pairs(cfg: RetrieverConfig, catalogue: Any, split: Any) -> list[dict[s
         chunk = queries[start:start + batch]
         for q, (idx, _) in zip(chunk, miner.scores_batch(chunk, depth)):
             ranked[q] = idx.tolist()
+    n_tools = len(catalogue)
     for row, (e, _) in zip(out, rows):
-        wrong = [i for i in ranked[e.query] if catalogue[i].name not in e.tools and catalogue[i].name not in held]
-        pool = wrong[: cfg.hard_negative_pool]
-        for j, i in enumerate(rng.sample(pool, min(cfg.hard_negatives, len(pool)))):
+        def usable(i: int) -> bool:
+            return catalogue[i].name not in e.tools and catalogue[i].name not in held
+
+        wrong = [i for i in ranked[e.query] if usable(i)]
+        picked = rng.sample(wrong[: cfg.hard_negative_pool], min(cfg.hard_negatives, len(wrong[: cfg.hard_negative_pool])))
+        # A query whose near neighbours are all needed or held out gets random wrong tools for the
+        # rest: every row must carry the same number of negatives, and cutting all rows to the
+        # shortest one (as a single such query would) silently trains without hard negatives.
+        tries = 0
+        while len(picked) < cfg.hard_negatives and tries < 50 * cfg.hard_negatives:
+            i = rng.randrange(n_tools)
+            tries += 1
+            if usable(i) and i not in picked:
+                picked.append(i)
+        if len(picked) < cfg.hard_negatives:
+            raise ValueError(f"the catalogue has too few tools for {cfg.hard_negatives} negatives per query "
+                             f"({n_tools} tools); lower hard_negatives")
+        for j, i in enumerate(picked):
             row[f"negative_{j + 1}"] = catalogue[i].text
-    width = 2 + min(cfg.hard_negatives, min(len(r) - 2 for r in out))
-    # every row needs the same columns: cut the rare row with more negatives to the common width
-    return [{k: r[k] for k in list(r)[:width]} for r in out]
+    return out
 
 
 def _progress(it: Any, show: bool, desc: str, **kw: Any) -> Any:

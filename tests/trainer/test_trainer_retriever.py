@@ -31,6 +31,17 @@ def test_pairs_never_show_a_held_out_tool_and_carry_hard_negatives():
     assert not test_queries & {r["anchor"] for r in rows}
 
 
+def test_every_row_keeps_all_its_negatives_when_the_mined_pool_is_short():
+    """A pool of 1 mined negative for 3 asked: the rest are random wrong tools, never a row (and with
+    it every row) cut down to fewer negatives."""
+    cfg = RetrieverConfig(train_categories=["simple_python"], hard_negatives=3, hard_negative_pool=1, show_progress=False,
+                          max_pairs_per_tool=1, max_pairs=40)
+    catalogue, split, _ = _split(cfg)
+    rows = build_pairs(cfg, catalogue, split)
+    assert rows and all(set(r) == {"anchor", "positive", "negative_1", "negative_2", "negative_3"} for r in rows)
+    assert all(len({r["positive"], r["negative_1"], r["negative_2"], r["negative_3"]}) == 4 for r in rows)
+
+
 def test_two_training_steps_save_a_loadable_model(tmp_path):
     from toolgym.env.retrieval.catalogue import Catalogue
     from toolgym.env.retrieval.dense import DenseRetriever
