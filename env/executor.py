@@ -24,7 +24,6 @@ from toolgym.env.types import Task
 MAX_CACHED_REPLAYS = 4096
 
 
-
 def toolset_of(task: Task) -> tuple[str, dict[str, Any]] | None:
     """Which sandboxed toolset serves the task's calls, if any."""
     spec = task.metadata.get("toolset") if task.metadata else None

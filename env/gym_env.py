@@ -13,7 +13,6 @@ The same seed gives the same episode locally and remotely: both draw a task seed
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any, Sequence, SupportsFloat
 

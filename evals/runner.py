@@ -30,7 +30,6 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from toolgym.evals.run_folder import RunConfig, _progress, _truncate_partial_tail, read_predictions_file
 from toolgym.evals.generators import (  # noqa: F401 - re-exported (public names, and _vllm_usable for the tests)

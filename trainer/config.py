@@ -255,7 +255,6 @@ class TrainConfig:
     pipeline: PipelineSection = _f(PipelineSection, "The one-command pipeline.")
 
 
-
 __all__ = [
     "ConfigError",
     "DataSection",
@@ -270,10 +269,5 @@ __all__ = [
     "TASK_TYPES",
     "TEMPLATES",
     "TrainConfig",
-    "config_from_dict",
-    "describe",
-    "load_config",
-    "to_dict",
-    "validate",
 ]
 

@@ -63,7 +63,6 @@ def _step_response(reply: dict[str, Any]) -> env_pb2.StepResponse:
     return resp
 
 
-
 def _parse_error_mode(mode: str) -> str:
     if mode and mode not in PARSE_ERROR_MODES:
         raise invalid(f"on_parse_error must be one of {list(PARSE_ERROR_MODES)} (empty = \"observe\"), got {mode!r}")
@@ -79,6 +78,7 @@ def _shaping(value: float) -> float:
     if not math.isfinite(value) or value < 0 or value > MAX_SHAPING:
         raise invalid(f"shaping must be a finite number in [0, {MAX_SHAPING:g}] (0 = terminal reward only), got {value!r}")
     return float(value)
+
 
 class _Counter:
     def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""The ``SessionStore`` interface and ``open_store(url)``, which picks a backend.
+"""The ``SessionStore`` interface every backend implements (``open_store(url)``, which picks one, is in :mod:`toolgym.env.sessions.open_url`).
 
 A store holds open sessions (spec + step log), per-session leases and the rollout table.
 Three backends implement it: ``memory`` (one process, lost on exit), ``sqlite:///PATH.db``
@@ -22,7 +22,6 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from toolgym.env.sessions.errors import StoreConfigError
 from toolgym.env.sessions.records import SessionSpec, StepEntry, StoredSession
 
 
