@@ -321,12 +321,13 @@ class ToolgymClient:
     def reset(self, task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
               randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
               task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None,
-              on_parse_error: str | None = None, shaping: float = 0.0, timeout: float | None = None) -> ResetResult:
+              on_parse_error: str | None = None, shaping: float = 0.0, retrieval: dict[str, Any] | None = None,
+              timeout: float | None = None) -> ResetResult:
         """Start an episode. With ``retry``, a Reset whose reply was lost may leave an unused
         session on the server; it is reclaimed by the server's idle TTL."""
         req = reset_request(task_id, seed=seed, template=template, randomize_template=randomize_template,
                             categories=categories, max_steps=max_steps, task=task, reward_config=reward_config,
-                            on_parse_error=on_parse_error, shaping=shaping)
+                            on_parse_error=on_parse_error, shaping=shaping, retrieval=retrieval)
         resp = self._call(self._env.Reset, req, timeout)
         info = self._learn_replica(resp.info_json)
         if self.retry is not None:
@@ -378,8 +379,10 @@ class ToolgymClient:
 def reset_request(task_id: str | None = None, *, seed: int | None = None, template: str | None = None,
                   randomize_template: bool = False, categories: Sequence[str] | None = None, max_steps: int | None = None,
                   task: dict[str, Any] | None = None, reward_config: dict[str, Any] | None = None,
-                  on_parse_error: str | None = None, shaping: float = 0.0) -> env_pb2.ResetRequest:
-    """The ``ResetRequest`` for :meth:`ToolgymClient.reset`'s arguments (shared by the unary and stream clients)."""
+                  on_parse_error: str | None = None, shaping: float = 0.0,
+                  retrieval: dict[str, Any] | None = None) -> env_pb2.ResetRequest:
+    """The ``ResetRequest`` for :meth:`ToolgymClient.reset`'s arguments (shared by the unary and stream clients).
+    ``retrieval``: {"tool_pool", "retrieval", "retriever", "retrieval_k"} (any subset; README "Tool retrieval")."""
     req = env_pb2.ResetRequest(task_id=task_id or "", template=template or "", randomize_template=randomize_template,
                                categories=list(categories or ()), max_steps=max_steps or 0,
                                on_parse_error=on_parse_error or "", shaping=float(shaping or 0.0))
@@ -390,7 +393,20 @@ def reset_request(task_id: str | None = None, *, seed: int | None = None, templa
     rc = reward_config_to_proto(reward_config)
     if rc is not None:
         req.reward_config.CopyFrom(rc)
+    if retrieval:
+        req.retrieval.CopyFrom(retrieval_to_proto(retrieval))
     return req
+
+
+def retrieval_to_proto(retrieval: dict[str, Any]) -> reward_pb2.RetrievalOptions:
+    """The ``RetrievalOptions`` message for a retrieval settings dict (unknown keys are an error)."""
+    unknown = set(retrieval) - {"tool_pool", "retrieval", "retriever", "retrieval_k"}
+    if unknown:
+        raise ValueError(f"unknown retrieval option(s) {sorted(unknown)}; use tool_pool, retrieval, retriever, retrieval_k")
+    return reward_pb2.RetrievalOptions(tool_pool=str(retrieval.get("tool_pool") or ""),
+                                       mode=str(retrieval.get("retrieval") or ""),
+                                       retriever=str(retrieval.get("retriever") or ""),
+                                       k=int(retrieval.get("retrieval_k") or 0))
 
 
 def step_result(resp: env_pb2.StepResponse) -> StepResult:

@@ -19,7 +19,7 @@ scaled by ``shaping``; 0 by default, so the episode return equals the contract r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,6 +32,8 @@ from toolgym.env.reward.config import RewardConfig
 from toolgym.env.reward.engine import score_trajectory
 from toolgym.env.reward.multi_turn import GroundTruthReplay, MultiTurnVerdict, TurnRecord, check_multi_turn
 from toolgym.env.reward.trajectory import CallOutcome, ScoreResult, StepRecord, Trajectory
+from toolgym.env.retrieval.episode_retrieval import SEARCH_TOOL, EpisodeRetrieval, check_retrieval_options
+from toolgym.env.retrieval.source import RetrievalSource
 from toolgym.env.textsafe import clean_json, clean_text
 from toolgym.env.types import Task, ToolCall, ToolSpec
 
@@ -56,10 +58,19 @@ class EpisodeOptions:
     on_parse_error: str = field(default="observe", metadata={"help": (
         "What an output that does not parse cleanly does: 'observe' = the parse error comes back as the observation "
         "and the turn goes on; 'end_turn' = the output is taken as it parsed (no well-formed call ends the turn)")})
+    tool_pool: str = field(default="task", metadata={"help": (
+        "Where the task's tools are hidden: 'task' = its own tools only, 'full_catalogue' = among every catalogue "
+        "tool, 'k_distractors:N' = among N other catalogue tools (README, 'Tool retrieval')")})
+    retrieval: str = field(default="none", metadata={"help": (
+        "How the model gets the pool's tools: 'none' = all offered in the prompt, 'search' = only search_tools(query, k) "
+        "is offered and what it returns becomes callable, 'pre_retrieved' = the top retrieval_k per user turn are offered")})
+    retriever: str = field(default="", metadata={"help": "Retriever behind search / pre_retrieved: bm25 (empty), dense, finetuned, hybrid, auto."})
+    retrieval_k: int = field(default=5, metadata={"help": "pre_retrieved: tools offered per user turn (1-20)."})
 
     def __post_init__(self) -> None:
         if self.on_parse_error not in PARSE_ERROR_MODES:
             raise ValueError(f"on_parse_error must be one of {list(PARSE_ERROR_MODES)}, got {self.on_parse_error!r}")
+        check_retrieval_options(self.tool_pool, self.retrieval, self.retriever, self.retrieval_k)
 
 
 def select_task(tasks: Sequence[Task], seed: int) -> Task:
@@ -94,7 +105,7 @@ class Episode:
     """A single episode. Not thread-safe: the caller serialises steps of one episode."""
 
     def __init__(self, task: Task, template: str, options: EpisodeOptions, reward: RewardConfig,
-                 executor: ToolExecutor | None, gt_replay: Any = None):
+                 executor: ToolExecutor | None, gt_replay: Any = None, retrieval: RetrievalSource | None = None):
         self.task = task
         self.template = template
         self.options = options
@@ -109,14 +120,24 @@ class Episode:
         self._turn_records: list[TurnRecord] = []
         self.done = False
         self.final_score: ScoreResult | None = None
+        self._retrieval_source = retrieval
+        self._retr: EpisodeRetrieval | None = None  # set by start() for a retrieval episode
+        self._search_only: set[int] = set()  # indices of steps that only searched (not scored calls)
 
     # ------------------------------------------------------------------ prompts
-    def _offered_tools(self, turn: int) -> list[ToolSpec]:
-        """Tools offered up to ``turn`` (BFCL miss_func holds some back until a later turn)."""
+    def _held(self, turn: int) -> frozenset[str]:
+        """Tools still withheld at ``turn`` (BFCL miss_func holds some back until a later turn)."""
         held: set[str] = set()
         for t_idx, names in (self.task.missed_function or {}).items():
             if int(t_idx) > turn:
                 held.update(names)
+        return frozenset(held)
+
+    def _offered_tools(self, turn: int) -> list[ToolSpec]:
+        """Tools offered at ``turn``: the task's (less the withheld), or what retrieval offers."""
+        held = self._held(turn)
+        if self._retr is not None:
+            return self._retr.offered(held)
         return [t for t in self.task.tools if t.name not in held]
 
     def _turn_text(self, turn: int) -> str:
@@ -124,6 +145,11 @@ class Episode:
         return "\n".join(m.get("content", "") for m in msgs if m.get("role") != "system")
 
     def start(self) -> tuple[str, dict[str, Any]]:
+        o = self.options
+        self._retr = EpisodeRetrieval.build(self.task, tool_pool=o.tool_pool, mode=o.retrieval, retriever=o.retriever,
+                                            k=o.retrieval_k, seed=o.seed or 0, source=self._retrieval_source)
+        if self._retr is not None:
+            self._retr.pre_retrieve(self._turn_text(0), self._held(0))
         tools = self._offered_tools(0)
         system = render_system_prompt(tools, self.template)
         extra_system = "\n".join(m.get("content", "") for m in (self.task.turns[0] if self.task.turns else ()) if m.get("role") == "system")
@@ -146,6 +172,9 @@ class Episode:
             "turn": 0,
             "num_turns": len(self.task.turns),
         }
+        if self._retr is not None:
+            info["retrieval"] = {"mode": o.retrieval, "tool_pool": o.tool_pool, "pool_size": len(self._retr.pool),
+                                 "retriever": o.retriever or "bm25"}
         # Task text can come from a client (inline tasks): made encodable like every observation.
         return clean_text(f"{system}\n\nUser: {user}"), clean_json(info)
 
@@ -194,12 +223,21 @@ class Episode:
         if self.done:
             raise RuntimeError("episode is over; reset to start a new one")
         offered = self._offered_tools(self.turn)
-        parsed = parse(action, self.template, offered)
-        outcomes = self._execute(parsed.calls, offered) if parsed.calls else ()
+        held = self._held(self.turn)
+        parsed = parse(action, self.template, self._retr.parse_specs(held) if self._retr is not None else offered)
+        # search_tools is the env's own meta-tool: answered here, in order, and not a scored call.
+        searching = self._retr is not None and self._retr.mode == "search"
+        found = {i: self._retr.search(c, held) for i, c in enumerate(parsed.calls)
+                 if searching and c.name == SEARCH_TOOL} if searching else {}
+        scored = replace(parsed, calls=tuple(c for i, c in enumerate(parsed.calls) if i not in found)) if found else parsed
+        outcomes = self._execute(scored.calls, offered) if scored.calls else ()
         offered_names = frozenset(t.name for t in offered)
-        rec = StepRecord(output=action, parsed=parsed, outcomes=outcomes, turn=self.turn,
+        rec = StepRecord(output=action, parsed=scored, outcomes=outcomes, turn=self.turn,
                          timed_out=any(o.timed_out for o in outcomes), offered=offered_names)
         self.steps.append(rec)
+        search_only = bool(found) and not scored.calls
+        if search_only:
+            self._search_only.add(len(self.steps) - 1)
 
         kind = self.task.kind
         # Prose with no call structure at all (``no_structure``: react, toolllama, autogpt) is a
@@ -209,12 +247,11 @@ class Episode:
         errors = render_parse_errors(parsed.issues, self.template, ran=len(outcomes))
         terminated = False
         observation = ""
-        if kind in SINGLE_STEP_KINDS or parsed.give_up:
+        if (kind in SINGLE_STEP_KINDS and not search_only) or parsed.give_up:
             terminated = True
             observation = errors
         elif parsed.calls or observe:
-            results = [(o.call.name, o.output if o.ok else (o.error or "error")) for o in outcomes] if outcomes else \
-                [(c.name, "this task's tools are not executable") for c in parsed.calls]
+            results = self._results(parsed.calls, found, outcomes)
             observation = "\n\n".join(x for x in (render_observation(results, self.template) if results else "", errors) if x)
         elif kind == "multi_turn":
             self._end_turn()
@@ -223,6 +260,8 @@ class Episode:
                 terminated = True
                 observation = errors
             else:
+                if self._retr is not None:
+                    self._retr.pre_retrieve(self._turn_text(self.turn), self._held(self.turn))
                 now = self._offered_tools(self.turn)
                 new_tools = [t for t in now if t not in offered]
                 observation = f"User: {self._turn_text(self.turn)}"
@@ -240,10 +279,27 @@ class Episode:
             info["unoffered_calls"] = unoffered  # names the model wrote itself; scored as hallucinated
         if parsed.issues:
             info["parse_issues"] = [str(i) for i in parsed.issues]
+        if found:
+            info["searches"] = len(found)
         if terminated or truncated:
             return self._safe(self._finish(observation, terminated, truncated, info))
-        reward = self._shaping(rec)
+        reward = 0.0 if search_only else self._shaping(rec)
         return self._safe(StepOutcome(observation, reward, False, False, info))
+
+    @staticmethod
+    def _results(calls: tuple[ToolCall, ...], found: dict[int, tuple[bool, str]],
+                 outcomes: tuple[CallOutcome, ...]) -> list[tuple[str, str]]:
+        """(name, result text) per call in the order written: search answers and executed calls."""
+        ran = iter(outcomes)
+        results = []
+        for i, c in enumerate(calls):
+            if i in found:
+                results.append((c.name, found[i][1]))
+                continue
+            o = next(ran, None)
+            results.append((c.name, "this task's tools are not executable") if o is None
+                           else (o.call.name, o.output if o.ok else (o.error or "error")))
+        return results
 
     @staticmethod
     def _safe(out: StepOutcome) -> StepOutcome:
@@ -271,7 +327,9 @@ class Episode:
             except Exception as e:  # noqa: BLE001 - the step stays recorded; the score says it is not valid
                 verdict = None
                 failure = f"the ground-truth replay of {self.task.id!r} failed: {type(e).__name__}: {e}"
-        traj = Trajectory(steps=tuple(self.steps), truncated=truncated, multi_turn=verdict)
+        steps = tuple(s for i, s in enumerate(self.steps) if i not in self._search_only)
+        traj = Trajectory(steps=steps, truncated=truncated, multi_turn=verdict,
+                          retrieved=self._retr.seen() if self._retr is not None else None)
         if self.task.kind == "multi_turn" and verdict is None:
             score = ScoreResult(total=0.0, components={k: 0.0 for k in self.reward_config.weights}, penalties={},
                                 valid=False, feedback=failure, details={"error": failure})

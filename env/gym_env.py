@@ -21,13 +21,15 @@ import numpy as np
 
 from toolgym.env.episode import PARSE_ERROR_MODES, Episode, EpisodeOptions, select_task, select_template
 from toolgym.env.reward.config import RewardConfig
+from toolgym.env.retrieval.episode_retrieval import RETRIEVAL_DEFAULTS, retrieval_settings
 from toolgym.env.spaces import UnicodeText
 from toolgym.env.types import utf8_safe
 
 MAX_TEXT = 1 << 22  # 4 Mi characters: long-context tool results fit, absurd ones do not
-#: What ``reset(options=...)`` accepts (all optional): a fixed task, a template, and how an
-#: output that does not parse is handled for this episode (see EpisodeOptions.on_parse_error).
-RESET_OPTIONS = ("task_id", "template", "on_parse_error")
+#: What ``reset(options=...)`` accepts (all optional): a fixed task, a template, how an output that
+#: does not parse is handled for this episode (see EpisodeOptions.on_parse_error), and the retrieval
+#: options (tool_pool, retrieval, retriever, retrieval_k; README "Tool retrieval").
+RESET_OPTIONS = ("task_id", "template", "on_parse_error", *RETRIEVAL_DEFAULTS)
 
 
 def _check_parse_error_mode(mode: Any) -> str:
@@ -54,7 +56,7 @@ class _TextEnvBase(gym.Env[str, str]):
 
     def __init__(self, *, categories: Sequence[str] | None, task_ids: Sequence[str] | None, template: str | None,
                  randomize_template: bool, max_steps: int, default_template: str, render_mode: str | None,
-                 on_parse_error: str = "observe"):
+                 on_parse_error: str = "observe", retrieval: dict[str, Any] | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
         if max_steps < 1:
@@ -62,6 +64,8 @@ class _TextEnvBase(gym.Env[str, str]):
         _check_parse_error_mode(on_parse_error)
         self.on_parse_error = on_parse_error
         self._episode_on_parse_error = on_parse_error
+        self.retrieval = retrieval_settings(dict(RETRIEVAL_DEFAULTS), retrieval or {})
+        self._episode_retrieval = dict(self.retrieval)
         self.render_mode = render_mode
         self.categories = tuple(categories or ())
         self.task_ids = tuple(task_ids or ())
@@ -81,6 +85,7 @@ class _TextEnvBase(gym.Env[str, str]):
         if unknown:
             raise ValueError(f"unknown reset option(s) {sorted(unknown)}; supported: {', '.join(RESET_OPTIONS)}")
         self._episode_on_parse_error = _check_parse_error_mode(opts.get("on_parse_error") or self.on_parse_error)
+        self._episode_retrieval = retrieval_settings(self.retrieval, opts)
         task_id = opts.get("task_id") or (_pick_id(self.task_ids, task_seed) if self.task_ids else None)
         return task_seed, task_id, opts.get("template") or self.template
 
@@ -105,13 +110,17 @@ class ToolUseEnv(_TextEnvBase):
     def __init__(self, suite: str = "default", categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: RewardConfig | dict[str, Any] | None = None, shaping: float = 0.0,
-                 default_template: str = "hermes", render_mode: str | None = None, on_parse_error: str = "observe"):
+                 default_template: str = "hermes", render_mode: str | None = None, on_parse_error: str = "observe",
+                 tool_pool: str = "task", retrieval: str = "none", retriever: str = "", retrieval_k: int = 5):
         super().__init__(categories=categories, task_ids=task_ids, template=template, randomize_template=randomize_template,
                          max_steps=max_steps, default_template=default_template, render_mode=render_mode,
-                         on_parse_error=on_parse_error)
+                         on_parse_error=on_parse_error,
+                         retrieval={"tool_pool": tool_pool, "retrieval": retrieval, "retriever": retriever, "retrieval_k": retrieval_k})
+        from toolgym.env.retrieval.source import RetrievalSource
         from toolgym.env.tasks.suite import load_suite
 
         self._suite = load_suite(suite)
+        self._retrieval_source = RetrievalSource(lambda: list(self._suite))  # built on the first retrieval episode
         self._pool = list(self._suite.filter(categories=list(self.categories) or None))
         if not self._pool:
             raise ValueError(f"no task in suite {suite!r} matches categories {list(self.categories)}; known: {sorted(self._suite.categories())}")
@@ -129,8 +138,9 @@ class ToolUseEnv(_TextEnvBase):
             self._episode.close()
         ex = shared_executor()
         opts = EpisodeOptions(task_id=task.id, seed=task_seed, template=tmpl, max_steps=self.max_steps, shaping=self.shaping,
-                              on_parse_error=self._episode_on_parse_error)
-        self._episode = Episode(task, tmpl, opts, self.reward_config, ex, gt_replay=ex.ground_truth)
+                              on_parse_error=self._episode_on_parse_error, **self._episode_retrieval)  # type: ignore[arg-type]
+        self._episode = Episode(task, tmpl, opts, self.reward_config, ex, gt_replay=ex.ground_truth,
+                                retrieval=self._retrieval_source)
         obs, info = self._episode.start()
         obs = utf8_safe(obs)
         self._transcript = [obs]
@@ -156,10 +166,12 @@ class RemoteToolUseEnv(_TextEnvBase):
     def __init__(self, server: str, categories: Sequence[str] | None = None, task_ids: Sequence[str] | None = None,
                  template: str | None = None, randomize_template: bool = False, max_steps: int = 32,
                  reward_config: dict[str, Any] | None = None, default_template: str = "hermes",
-                 render_mode: str | None = None, timeout: float = 60.0, on_parse_error: str = "observe", shaping: float = 0.0):
+                 render_mode: str | None = None, timeout: float = 60.0, on_parse_error: str = "observe", shaping: float = 0.0,
+                 tool_pool: str = "task", retrieval: str = "none", retriever: str = "", retrieval_k: int = 5):
         super().__init__(categories=categories, task_ids=task_ids, template=template, randomize_template=randomize_template,
                          max_steps=max_steps, default_template=default_template, render_mode=render_mode,
-                         on_parse_error=on_parse_error)
+                         on_parse_error=on_parse_error,
+                         retrieval={"tool_pool": tool_pool, "retrieval": retrieval, "retriever": retriever, "retrieval_k": retrieval_k})
         from toolgym.env.client import ToolgymClient
 
         self.server = server
@@ -175,7 +187,8 @@ class RemoteToolUseEnv(_TextEnvBase):
         tmpl = select_template(task_seed, template, self.randomize_template, self.default_template)
         r = self._client.reset(task_id, seed=task_seed, template=tmpl, categories=self.categories,
                                max_steps=self.max_steps, reward_config=self.reward_config,
-                               on_parse_error=self._episode_on_parse_error, shaping=self.shaping)
+                               on_parse_error=self._episode_on_parse_error, shaping=self.shaping,
+                               retrieval=self._episode_retrieval)
         self._session, self._steps = r.session_id, 0
         self._transcript = [r.observation]
         return r.observation, r.info

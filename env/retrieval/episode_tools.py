@@ -92,16 +92,25 @@ def retrieval_component(needed: Iterable[str], seen: Iterable[str]) -> float:
 
 @dataclass
 class ToolSearch:
-    """``search_tools`` over an episode's pool with one retriever; ``seen`` collects every name shown."""
+    """``search_tools`` over an episode's pool with one retriever; ``seen`` collects every name shown.
+
+    ``specs`` (name -> spec), when given, is the pool: only those names are returned, each with the
+    pool's own spec (the catalogue may hold other variants of a name); else ``allowed`` restricts
+    the names (None: the whole catalogue) and the catalogue's spec is returned."""
 
     retriever: Retriever
     allowed: frozenset[str] | None = None  # names the episode offers; None: the whole catalogue
     seen: set[str] = field(default_factory=set)
+    specs: dict[str, ToolSpec] | None = None
 
-    def call(self, arguments: object) -> tuple[bool, str]:
-        """(ok, observation text): a JSON list of specs, or an error saying what was expected."""
+    def call(self, arguments: object, exclude: frozenset[str] = frozenset()) -> tuple[bool, str]:
+        """(ok, observation text): a JSON list of specs, or an error saying what was expected.
+        ``exclude``: names not to return now (tools a miss_func turn still withholds)."""
         if not isinstance(arguments, dict):
             return False, 'search_tools expects arguments {"query": string, "k": integer}'
+        unknown = sorted(set(arguments) - {"query", "k"})
+        if unknown:
+            return False, f"search_tools takes 'query' (string) and 'k' (integer 1-{MAX_SEARCH_K}); unexpected: {unknown}"
         query, k = arguments.get("query"), arguments.get("k", 5)
         if not isinstance(query, str) or not query.strip():
             return False, f"search_tools: 'query' must be a non-empty string, got {query!r}"
@@ -110,14 +119,21 @@ class ToolSearch:
         cat = self.retriever.catalogue
         out: list[dict[str, object]] = []
         names: set[str] = set()
-        for i, _ in self.retriever.retrieve_indices(query, min(len(cat), k * 4 + 10)):
-            e = cat[i]
-            if e.name in names or (self.allowed is not None and e.name not in self.allowed):
-                continue
-            names.add(e.name)
-            out.append(e.spec.to_dict())
-            if len(out) == k:
+        allowed = frozenset(self.specs) if self.specs is not None else self.allowed
+        depth = min(len(cat), k * 4 + 10)
+        while True:  # a small pool in a large catalogue may need the whole ranking to fill k
+            out, names = [], set()
+            for i, _ in self.retriever.retrieve_indices(query, depth):
+                e = cat[i]
+                if e.name in names or e.name in exclude or (allowed is not None and e.name not in allowed):
+                    continue
+                names.add(e.name)
+                out.append((self.specs[e.name] if self.specs is not None else e.spec).to_dict())
+                if len(out) == k:
+                    break
+            if len(out) == k or depth >= len(cat):
                 break
+            depth = len(cat)
         self.seen |= names
         return True, json.dumps(out, ensure_ascii=False)
 

@@ -222,6 +222,15 @@ class PenaltyCounts:
         return [(k, getattr(self, k)) for k in ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")]
 
 
+def retrieval(expected: Sequence[str] | None, shown: frozenset[str]) -> float:
+    """Share of the tool names the task needs that the model was shown (searched or offered);
+    1.0 when it needs none (irrelevance) or does not say which (no needed tool can be missed)."""
+    need = set(expected or ())
+    if not need:
+        return 1.0
+    return len(need & shown) / len(need)
+
+
 def offered_at(task: Task, turn: int) -> frozenset[str]:
     """Tool names offered in user turn ``turn``: the task's tools minus those a miss_func task
     withholds until a later turn (the same rule the episode uses to render its prompts)."""

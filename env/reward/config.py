@@ -17,6 +17,11 @@ COMPONENTS: tuple[str, ...] = (
     "timing_quality",
     "format_compliance",
 )
+#: Scored only where asked for: ``retrieval`` (were the tools the task needs among those searched or
+#: offered) is reported for retrieval episodes and whenever the weights name it; its default weight is
+#: 0 (the seeds' 0.15 when a config enables it).
+OPTIONAL_COMPONENTS: tuple[str, ...] = ("retrieval",)
+KNOWN_COMPONENTS: tuple[str, ...] = COMPONENTS + OPTIONAL_COMPONENTS
 PENALTIES: tuple[str, ...] = ("wrong_tool", "hallucinated_tool", "redundant_call", "format_error", "timeout")
 
 
@@ -73,7 +78,7 @@ class RewardConfig:
         top = max(self.weights.values(), default=0.0)
         if top <= 0:
             raise ValueError(f"the weights sum to 0 ({dict(self.weights)}): give at least one component a weight > 0; "
-                             f"components: {list(COMPONENTS)}")
+                             f"components: {list(KNOWN_COMPONENTS)}")
         scaled = sum(v / top for v in self.weights.values())  # scaled by the largest first: 5 x 1e308 must not overflow
         if abs(scaled * top - 1.0) > 1e-9:
             object.__setattr__(self, "weights", {k: (v / top) / scaled for k, v in self.weights.items()})
@@ -112,9 +117,9 @@ class RewardConfig:
 
 def validate_config(cfg: RewardConfig) -> None:
     """Reject configs that would make the reward meaningless (NaN, unknown keys, wrong signs)."""
-    bad_w = set(cfg.weights) - set(COMPONENTS)
+    bad_w = set(cfg.weights) - set(KNOWN_COMPONENTS)
     if bad_w:
-        raise ValueError(f"unknown reward component(s) {sorted(bad_w)}; known components: {list(COMPONENTS)}")
+        raise ValueError(f"unknown reward component(s) {sorted(bad_w)}; known components: {list(KNOWN_COMPONENTS)}")
     bad_p = set(cfg.penalties) - set(PENALTIES)
     if bad_p:
         raise ValueError(f"unknown penalty kind(s) {sorted(bad_p)}; known penalties: {list(PENALTIES)}")

@@ -197,6 +197,13 @@ def _score(task: Task, traj: Trajectory, cfg: RewardConfig) -> ScoreResult:
         details["parse_issues"] = issues[:5]
         notes.append(f"parse: {issues[0]}")
 
+    if traj.retrieved is not None or "retrieval" in cfg.weights:
+        # Outside a retrieval episode every task tool was offered, so this is 1.0 there.
+        shown = traj.retrieved if traj.retrieved is not None else frozenset(t.name for t in task.tools)
+        comp["retrieval"] = C.finite01(C.retrieval(expected, shown))
+        if comp["retrieval"] < 1.0:
+            notes.append(f"retrieval: {comp['retrieval']:.2f} of the needed tools were searched or offered")
+
     penalties = _apply_penalties(counts, cfg, details)
     pen_sum = sum(penalties.values())
 

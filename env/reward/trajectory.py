@@ -57,12 +57,15 @@ class Trajectory:
 
     ``multi_turn`` carries the env's state/result verdict for stateful tasks (it needs the
     sandbox to compute, so the engine takes it as an input rather than recomputing it).
+    ``retrieved`` is set for a retrieval episode: the names of every tool the model was shown (by
+    ``search_tools`` or pre-retrieved), which the ``retrieval`` component checks; None otherwise.
     """
 
     steps: tuple[StepRecord, ...]
     episode_timed_out: bool = False
     truncated: bool = False
     multi_turn: Any = None  # toolgym.env.reward.multi_turn.MultiTurnVerdict
+    retrieved: frozenset[str] | None = None
 
     @property
     def calls(self) -> list[ToolCall]:

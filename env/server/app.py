@@ -226,7 +226,13 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
                          options=_grpc_options(cfg), interceptors=[guard])
     closers: list[Any] = []
 
-    reward = RewardServicer(suite, cfg.reward, max_output_chars=cfg.max_output_chars, max_batch_items=cfg.max_batch_items)
+    # One tool catalogue and retriever memo for the whole server: Score, retrieval episodes and
+    # RetrieveTools (gRPC and the gateway) all search the same index. Built on first use.
+    from toolgym.env.retrieval.source import RetrievalSource
+
+    retrieval = RetrievalSource(lambda: list(suite))
+    reward = RewardServicer(suite, cfg.reward, max_output_chars=cfg.max_output_chars, max_batch_items=cfg.max_batch_items,
+                            retrieval=retrieval)
     reward_pb2_grpc.add_RewardServiceServicer_to_server(reward, server)
     names = [reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name]
 
@@ -234,7 +240,7 @@ def start_server(config: ServerConfig | None = None, *, suite: Suite | None = No
     if cfg.enable_env:
         from toolgym.env.server.env_service import EnvServicer
 
-        env = EnvServicer(suite, cfg, executor=_executor(cfg))
+        env = EnvServicer(suite, cfg, executor=_executor(cfg), retrieval=retrieval)
         env_pb2_grpc.add_EnvServiceServicer_to_server(env, server)
         names.append(env_pb2.DESCRIPTOR.services_by_name["EnvService"].full_name)
         closers.append(env.close)

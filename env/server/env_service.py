@@ -22,6 +22,8 @@ from toolgym.env.types import utf8_safe
 from toolgym.env.server.errors import (RequestError, code_number, exhausted, invalid, not_found, precondition, rpc_errors,
                                        unavailable)
 from toolgym.env.server.resolve import resolve_task
+from toolgym.env.server.retrieval_rpc import retrieval_options, retrieve_tools, warm_retriever
+from toolgym.env.retrieval.source import RetrievalSource
 from toolgym.env.server.guard import current_client
 from toolgym.env.sessions import errors as session_errors
 from toolgym.env.sessions.manager import SessionLimits, SessionManager
@@ -127,10 +129,12 @@ class StreamSessions:
 
 
 class EnvServicer(env_pb2_grpc.EnvServiceServicer):
-    def __init__(self, suite: Suite, cfg: Any, executor: ToolExecutor | None = None):
+    def __init__(self, suite: Suite, cfg: Any, executor: ToolExecutor | None = None, retrieval: RetrievalSource | None = None):
         self._suite = suite
         self._cfg = cfg
         self._executor = executor or ToolExecutor()
+        # Built on the first retrieval episode or RetrieveTools call, then shared by both.
+        self.retrieval = retrieval or RetrievalSource(lambda: list(suite))
         self._replica = str(getattr(cfg, "replica_id", "") or "")
         self.advertise_address = str(getattr(cfg, "advertise_address", "") or "")  # set by the app once bound
         limits = SessionLimits(max_sessions=cfg.max_sessions, ttl_s=cfg.session_ttl_s,
@@ -155,7 +159,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         task = resolve_task(self._suite, "" if spec.task_json else spec.task_id, spec.task_json)
         opts = EpisodeOptions(**{**spec.options, "categories": tuple(spec.options.get("categories") or ())})
         return Episode(task, spec.template, opts, RewardConfig.from_dict(spec.reward), self._executor,
-                       gt_replay=self._executor.ground_truth)
+                       gt_replay=self._executor.ground_truth, retrieval=self.retrieval)
 
     # ------------------------------------------------------------------ core operations
     def stats(self) -> dict[str, Any]:
@@ -174,6 +178,9 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         except ValueError as e:
             raise invalid(f"reward_config: {e}") from None
         seed = req.seed if req.HasField("seed") else None
+        retrieval = retrieval_options(req.retrieval if req.HasField("retrieval") else None)
+        if retrieval["retrieval"] != "none":
+            warm_retriever(self.retrieval, str(retrieval["retriever"]))
         opts = EpisodeOptions(
             task_id=req.task_id or None,
             categories=tuple(req.categories),
@@ -183,6 +190,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             max_steps=req.max_steps if req.max_steps > 0 else self._cfg.max_steps,
             on_parse_error=_parse_error_mode(req.on_parse_error),
             shaping=_shaping(req.shaping),
+            **retrieval,
         )
         if req.max_steps < 0:
             raise invalid(f"max_steps must be >= 0 (0 = server default {self._cfg.max_steps}), got {req.max_steps}")
@@ -260,6 +268,10 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
             total=total,
             tasks=[env_pb2.TaskInfo(id=t.id, category=t.category, kind=t.kind, num_turns=len(t.turns), num_tools=len(t.tools)) for t in tasks],
         )
+
+    @rpc_errors
+    def RetrieveTools(self, request: env_pb2.RetrieveToolsRequest, context: grpc.ServicerContext) -> env_pb2.RetrieveToolsResponse:
+        return retrieve_tools(self.retrieval, request)
 
     @rpc_errors
     def Reset(self, request: env_pb2.ResetRequest, context: grpc.ServicerContext) -> env_pb2.ResetResponse:

@@ -12,13 +12,18 @@ from toolgym.env.reward.engine import ScoringError, score_output
 from toolgym.env.server.convert import reward_config_from_proto, score_to_proto
 from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, precondition, rpc_errors
 from toolgym.env.server.resolve import resolve_task
+from toolgym.env.server.retrieval_rpc import retrieval_options, warm_retriever
+from toolgym.env.retrieval.episode_retrieval import RETRIEVAL_DEFAULTS, EpisodeRetrieval, score_retrieval_output
+from toolgym.env.retrieval.source import RetrievalSource
 from toolgym.env.tasks.suite import Suite
 from toolgym.v1 import reward_pb2, reward_pb2_grpc
 
 
 class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
-    def __init__(self, suite: Suite, config: RewardConfig, *, max_output_chars: int, max_batch_items: int):
+    def __init__(self, suite: Suite, config: RewardConfig, *, max_output_chars: int, max_batch_items: int,
+                 retrieval: RetrievalSource | None = None):
         self._suite = suite
+        self._retrieval = retrieval or RetrievalSource(lambda: list(suite))
         self._config = config
         self._max_output_chars = max_output_chars
         self._max_batch_items = max_batch_items
@@ -37,11 +42,29 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
             cfg = reward_config_from_proto(req.reward_config if req.HasField("reward_config") else None, self._config)
         except ValueError as e:
             raise invalid(f"reward_config: {e}") from None
+        retrieval = retrieval_options(req.retrieval if req.HasField("retrieval") else None)
         try:
-            result = score_output(task, req.output, req.template or None, cfg)
+            if retrieval == RETRIEVAL_DEFAULTS:
+                result = score_output(task, req.output, req.template or None, cfg)
+            else:
+                result = self._score_retrieval(task, req, cfg, retrieval)
         except ScoringError as e:
             raise precondition(str(e)) from None
         return reward_pb2.ScoreResponse(result=score_to_proto(result), request_id=req.request_id)
+
+    def _score_retrieval(self, task, req: reward_pb2.ScoreRequest, cfg: RewardConfig, retrieval: dict):  # noqa: ANN001, ANN202
+        if retrieval["retrieval"] == "search":
+            raise invalid("retrieval mode 'search' feeds search results back to the model, so one output cannot be scored "
+                          "that way: play it with EnvService Reset/Step, or score with 'none' / 'pre_retrieved'")
+        if retrieval["retrieval"] == "pre_retrieved":
+            warm_retriever(self._retrieval, str(retrieval["retriever"]))
+        try:
+            retr = EpisodeRetrieval.build(task, tool_pool=str(retrieval["tool_pool"]), mode=str(retrieval["retrieval"]),
+                                          retriever=str(retrieval["retriever"]), k=int(retrieval["retrieval_k"]), seed=0,
+                                          source=self._retrieval)
+        except ValueError as e:
+            raise invalid(f"retrieval: {e}") from None
+        return score_retrieval_output(task, req.output, req.template or None, cfg, retr)
 
     def _score_item(self, req: reward_pb2.ScoreRequest) -> reward_pb2.ScoreResponse:
         try:

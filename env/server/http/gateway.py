@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
 from toolgym.env.server.errors import RequestError
+from toolgym.env.server.retrieval_rpc import retrieve_tools
 from toolgym.env.server.http import wire
 from toolgym.env.server.http.wire import WireError
 from toolgym.v1 import env_pb2
@@ -165,6 +166,16 @@ class Gateway:
         async def http_close(request: Request) -> dict[str, Any]:
             owner = self.owner(request.headers, peer(request))
             return {"closed": await self.close(session_of(await body(request)), owner)}
+
+        @app.post("/tools/search")
+        async def tools_search(request: Request) -> dict[str, Any]:
+            # RetrieveTools over HTTP: {"query": str, "k"?: int, "retriever"?: str}.
+            self.owner(request.headers, peer(request))
+            data = await body(request)
+            req = wire.retrieve_request(data)
+            resp = await self._call(retrieve_tools, self.env.retrieval, req)
+            return {"retriever": resp.retriever, "catalogue_size": resp.catalogue_size,
+                    "tools": [{"name": t.name, "id": t.id, "score": t.score, "spec": json.loads(t.spec_json)} for t in resp.tools]}
 
         @app.get("/state")
         async def http_state(request: Request, session_id: str | None = None) -> dict[str, Any]:

@@ -92,6 +92,18 @@ def reset_request(data: Any) -> env_pb2.ResetRequest:
     return req
 
 
+def retrieve_request(data: Any) -> env_pb2.RetrieveToolsRequest:
+    """``POST /tools/search``'s body (``{"query": str, "k"?: int, "retriever"?: str}``) as a ``RetrieveToolsRequest``."""
+    if not isinstance(data, dict):
+        raise WireError(VALIDATION_ERROR, f"search data must be a JSON object {{\"query\": ..., \"k\": 10}}, got {type(data).__name__}", 422)
+    req = env_pb2.RetrieveToolsRequest()
+    try:
+        json_format.ParseDict(data, req)
+    except json_format.ParseError as e:
+        raise WireError(VALIDATION_ERROR, f"search data: {e}; accepted fields: query, k, retriever", 422) from None
+    return req
+
+
 def step_request(session_id: str, data: Any) -> env_pb2.StepRequest:
     """A step frame's ``data`` (``{"action": str, "step_index"?: int}``) as a ``StepRequest``."""
     if not isinstance(data, dict):

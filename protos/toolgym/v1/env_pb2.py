@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from toolgym.v1 import reward_pb2 as toolgym_dot_v1_dot_reward__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14toolgym/v1/env.proto\x12\ntoolgym.v1\x1a\x17toolgym/v1/reward.proto\"\\\n\x08TaskInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x11\n\tnum_turns\x18\x04 \x01(\x05\x12\x11\n\tnum_tools\x18\x05 \x01(\x05\"T\n\x10ListTasksRequest\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"G\n\x11ListTasksResponse\x12#\n\x05tasks\x18\x01 \x03(\x0b\x32\x14.toolgym.v1.TaskInfo\x12\r\n\x05total\x18\x02 \x01(\x05\"\xfd\x01\n\x0cResetRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x1a\n\x12randomize_template\x18\x04 \x01(\x08\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x11\n\tmax_steps\x18\x06 \x01(\x05\x12/\n\rreward_config\x18\x07 \x01(\x0b\x32\x18.toolgym.v1.RewardConfig\x12\x11\n\ttask_json\x18\x08 \x01(\t\x12\x16\n\x0eon_parse_error\x18\t \x01(\t\x12\x0f\n\x07shaping\x18\n \x01(\x01\x42\x07\n\x05_seed\"K\n\rResetResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bobservation\x18\x02 \x01(\t\x12\x11\n\tinfo_json\x18\x03 \x01(\t\"Y\n\x0bStepRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x17\n\nstep_index\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_step_index\"\xa9\x01\n\x0cStepResponse\x12\x13\n\x0bobservation\x18\x01 \x01(\t\x12\x0e\n\x06reward\x18\x02 \x01(\x01\x12\x12\n\nterminated\x18\x03 \x01(\x08\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x11\n\tinfo_json\x18\x05 \x01(\t\x12&\n\x05score\x18\x06 \x01(\x0b\x32\x17.toolgym.v1.ScoreResult\x12\x12\n\nstep_index\x18\x07 \x01(\x03\"\"\n\x0c\x43loseRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x1f\n\rCloseResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\"\xa2\x01\n\x0eSessionRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12)\n\x05reset\x18\x02 \x01(\x0b\x32\x18.toolgym.v1.ResetRequestH\x00\x12\'\n\x04step\x18\x03 \x01(\x0b\x32\x17.toolgym.v1.StepRequestH\x00\x12)\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x18.toolgym.v1.CloseRequestH\x00\x42\x04\n\x02op\"\xd0\x01\n\x0fSessionResponse\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12*\n\x05reset\x18\x02 \x01(\x0b\x32\x19.toolgym.v1.ResetResponseH\x00\x12(\n\x04step\x18\x03 \x01(\x0b\x32\x18.toolgym.v1.StepResponseH\x00\x12*\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x19.toolgym.v1.CloseResponseH\x00\x12$\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x15.toolgym.v1.ItemErrorB\x08\n\x06result2\xd6\x02\n\nEnvService\x12H\n\tListTasks\x12\x1c.toolgym.v1.ListTasksRequest\x1a\x1d.toolgym.v1.ListTasksResponse\x12<\n\x05Reset\x12\x18.toolgym.v1.ResetRequest\x1a\x19.toolgym.v1.ResetResponse\x12\x39\n\x04Step\x12\x17.toolgym.v1.StepRequest\x1a\x18.toolgym.v1.StepResponse\x12<\n\x05\x43lose\x12\x18.toolgym.v1.CloseRequest\x1a\x19.toolgym.v1.CloseResponse\x12G\n\x08Sessions\x12\x1a.toolgym.v1.SessionRequest\x1a\x1b.toolgym.v1.SessionResponse(\x01\x30\x01\x42\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14toolgym/v1/env.proto\x12\ntoolgym.v1\x1a\x17toolgym/v1/reward.proto\"\\\n\x08TaskInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x11\n\tnum_turns\x18\x04 \x01(\x05\x12\x11\n\tnum_tools\x18\x05 \x01(\x05\"T\n\x10ListTasksRequest\x12\x12\n\ncategories\x18\x01 \x03(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"G\n\x11ListTasksResponse\x12#\n\x05tasks\x18\x01 \x03(\x0b\x32\x14.toolgym.v1.TaskInfo\x12\r\n\x05total\x18\x02 \x01(\x05\"\xae\x02\n\x0cResetRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x08template\x18\x03 \x01(\t\x12\x1a\n\x12randomize_template\x18\x04 \x01(\x08\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x11\n\tmax_steps\x18\x06 \x01(\x05\x12/\n\rreward_config\x18\x07 \x01(\x0b\x32\x18.toolgym.v1.RewardConfig\x12\x11\n\ttask_json\x18\x08 \x01(\t\x12\x16\n\x0eon_parse_error\x18\t \x01(\t\x12\x0f\n\x07shaping\x18\n \x01(\x01\x12/\n\tretrieval\x18\x0b \x01(\x0b\x32\x1c.toolgym.v1.RetrievalOptionsB\x07\n\x05_seed\"K\n\rResetResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bobservation\x18\x02 \x01(\t\x12\x11\n\tinfo_json\x18\x03 \x01(\t\"Y\n\x0bStepRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x17\n\nstep_index\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\r\n\x0b_step_index\"\xa9\x01\n\x0cStepResponse\x12\x13\n\x0bobservation\x18\x01 \x01(\t\x12\x0e\n\x06reward\x18\x02 \x01(\x01\x12\x12\n\nterminated\x18\x03 \x01(\x08\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x11\n\tinfo_json\x18\x05 \x01(\t\x12&\n\x05score\x18\x06 \x01(\x0b\x32\x17.toolgym.v1.ScoreResult\x12\x12\n\nstep_index\x18\x07 \x01(\x03\"\"\n\x0c\x43loseRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x1f\n\rCloseResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\"\xa2\x01\n\x0eSessionRequest\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12)\n\x05reset\x18\x02 \x01(\x0b\x32\x18.toolgym.v1.ResetRequestH\x00\x12\'\n\x04step\x18\x03 \x01(\x0b\x32\x17.toolgym.v1.StepRequestH\x00\x12)\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x18.toolgym.v1.CloseRequestH\x00\x42\x04\n\x02op\"\xd0\x01\n\x0fSessionResponse\x12\x0b\n\x03tag\x18\x01 \x01(\t\x12*\n\x05reset\x18\x02 \x01(\x0b\x32\x19.toolgym.v1.ResetResponseH\x00\x12(\n\x04step\x18\x03 \x01(\x0b\x32\x18.toolgym.v1.StepResponseH\x00\x12*\n\x05\x63lose\x18\x04 \x01(\x0b\x32\x19.toolgym.v1.CloseResponseH\x00\x12$\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x15.toolgym.v1.ItemErrorB\x08\n\x06result\"C\n\x14RetrieveToolsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\x05\x12\x11\n\tretriever\x18\x03 \x01(\t\"K\n\rRetrievedTool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x11\n\tspec_json\x18\x04 \x01(\t\"l\n\x15RetrieveToolsResponse\x12(\n\x05tools\x18\x01 \x03(\x0b\x32\x19.toolgym.v1.RetrievedTool\x12\x11\n\tretriever\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61talogue_size\x18\x03 \x01(\x05\x32\xac\x03\n\nEnvService\x12H\n\tListTasks\x12\x1c.toolgym.v1.ListTasksRequest\x1a\x1d.toolgym.v1.ListTasksResponse\x12<\n\x05Reset\x12\x18.toolgym.v1.ResetRequest\x1a\x19.toolgym.v1.ResetResponse\x12\x39\n\x04Step\x12\x17.toolgym.v1.StepRequest\x1a\x18.toolgym.v1.StepResponse\x12<\n\x05\x43lose\x12\x18.toolgym.v1.CloseRequest\x1a\x19.toolgym.v1.CloseResponse\x12G\n\x08Sessions\x12\x1a.toolgym.v1.SessionRequest\x1a\x1b.toolgym.v1.SessionResponse(\x01\x30\x01\x12T\n\rRetrieveTools\x12 .toolgym.v1.RetrieveToolsRequest\x1a!.toolgym.v1.RetrieveToolsResponseB\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,21 +40,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTASKSRESPONSE']._serialized_start=241
   _globals['_LISTTASKSRESPONSE']._serialized_end=312
   _globals['_RESETREQUEST']._serialized_start=315
-  _globals['_RESETREQUEST']._serialized_end=568
-  _globals['_RESETRESPONSE']._serialized_start=570
-  _globals['_RESETRESPONSE']._serialized_end=645
-  _globals['_STEPREQUEST']._serialized_start=647
-  _globals['_STEPREQUEST']._serialized_end=736
-  _globals['_STEPRESPONSE']._serialized_start=739
-  _globals['_STEPRESPONSE']._serialized_end=908
-  _globals['_CLOSEREQUEST']._serialized_start=910
-  _globals['_CLOSEREQUEST']._serialized_end=944
-  _globals['_CLOSERESPONSE']._serialized_start=946
-  _globals['_CLOSERESPONSE']._serialized_end=977
-  _globals['_SESSIONREQUEST']._serialized_start=980
-  _globals['_SESSIONREQUEST']._serialized_end=1142
-  _globals['_SESSIONRESPONSE']._serialized_start=1145
-  _globals['_SESSIONRESPONSE']._serialized_end=1353
-  _globals['_ENVSERVICE']._serialized_start=1356
-  _globals['_ENVSERVICE']._serialized_end=1698
+  _globals['_RESETREQUEST']._serialized_end=617
+  _globals['_RESETRESPONSE']._serialized_start=619
+  _globals['_RESETRESPONSE']._serialized_end=694
+  _globals['_STEPREQUEST']._serialized_start=696
+  _globals['_STEPREQUEST']._serialized_end=785
+  _globals['_STEPRESPONSE']._serialized_start=788
+  _globals['_STEPRESPONSE']._serialized_end=957
+  _globals['_CLOSEREQUEST']._serialized_start=959
+  _globals['_CLOSEREQUEST']._serialized_end=993
+  _globals['_CLOSERESPONSE']._serialized_start=995
+  _globals['_CLOSERESPONSE']._serialized_end=1026
+  _globals['_SESSIONREQUEST']._serialized_start=1029
+  _globals['_SESSIONREQUEST']._serialized_end=1191
+  _globals['_SESSIONRESPONSE']._serialized_start=1194
+  _globals['_SESSIONRESPONSE']._serialized_end=1402
+  _globals['_RETRIEVETOOLSREQUEST']._serialized_start=1404
+  _globals['_RETRIEVETOOLSREQUEST']._serialized_end=1471
+  _globals['_RETRIEVEDTOOL']._serialized_start=1473
+  _globals['_RETRIEVEDTOOL']._serialized_end=1548
+  _globals['_RETRIEVETOOLSRESPONSE']._serialized_start=1550
+  _globals['_RETRIEVETOOLSRESPONSE']._serialized_end=1658
+  _globals['_ENVSERVICE']._serialized_start=1661
+  _globals['_ENVSERVICE']._serialized_end=2089
 # @@protoc_insertion_point(module_scope)

@@ -42,7 +42,7 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class ResetRequest(_message.Message):
-    __slots__ = ("task_id", "seed", "template", "randomize_template", "categories", "max_steps", "reward_config", "task_json", "on_parse_error", "shaping")
+    __slots__ = ("task_id", "seed", "template", "randomize_template", "categories", "max_steps", "reward_config", "task_json", "on_parse_error", "shaping", "retrieval")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class ResetRequest(_message.Message):
     TASK_JSON_FIELD_NUMBER: _ClassVar[int]
     ON_PARSE_ERROR_FIELD_NUMBER: _ClassVar[int]
     SHAPING_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     seed: int
     template: str
@@ -63,7 +64,8 @@ class ResetRequest(_message.Message):
     task_json: str
     on_parse_error: str
     shaping: float
-    def __init__(self, task_id: _Optional[str] = ..., seed: _Optional[int] = ..., template: _Optional[str] = ..., randomize_template: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., reward_config: _Optional[_Union[_reward_pb2.RewardConfig, _Mapping]] = ..., task_json: _Optional[str] = ..., on_parse_error: _Optional[str] = ..., shaping: _Optional[float] = ...) -> None: ...
+    retrieval: _reward_pb2.RetrievalOptions
+    def __init__(self, task_id: _Optional[str] = ..., seed: _Optional[int] = ..., template: _Optional[str] = ..., randomize_template: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ..., max_steps: _Optional[int] = ..., reward_config: _Optional[_Union[_reward_pb2.RewardConfig, _Mapping]] = ..., task_json: _Optional[str] = ..., on_parse_error: _Optional[str] = ..., shaping: _Optional[float] = ..., retrieval: _Optional[_Union[_reward_pb2.RetrievalOptions, _Mapping]] = ...) -> None: ...
 
 class ResetResponse(_message.Message):
     __slots__ = ("session_id", "observation", "info_json")
@@ -140,3 +142,35 @@ class SessionResponse(_message.Message):
     close: CloseResponse
     error: _reward_pb2.ItemError
     def __init__(self, tag: _Optional[str] = ..., reset: _Optional[_Union[ResetResponse, _Mapping]] = ..., step: _Optional[_Union[StepResponse, _Mapping]] = ..., close: _Optional[_Union[CloseResponse, _Mapping]] = ..., error: _Optional[_Union[_reward_pb2.ItemError, _Mapping]] = ...) -> None: ...
+
+class RetrieveToolsRequest(_message.Message):
+    __slots__ = ("query", "k", "retriever")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVER_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    k: int
+    retriever: str
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., retriever: _Optional[str] = ...) -> None: ...
+
+class RetrievedTool(_message.Message):
+    __slots__ = ("name", "id", "score", "spec_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: str
+    score: float
+    spec_json: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., spec_json: _Optional[str] = ...) -> None: ...
+
+class RetrieveToolsResponse(_message.Message):
+    __slots__ = ("tools", "retriever", "catalogue_size")
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVER_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    tools: _containers.RepeatedCompositeFieldContainer[RetrievedTool]
+    retriever: str
+    catalogue_size: int
+    def __init__(self, tools: _Optional[_Iterable[_Union[RetrievedTool, _Mapping]]] = ..., retriever: _Optional[str] = ..., catalogue_size: _Optional[int] = ...) -> None: ...

@@ -59,6 +59,11 @@ class EnvServiceStub:
                 request_serializer=toolgym_dot_v1_dot_env__pb2.SessionRequest.SerializeToString,
                 response_deserializer=toolgym_dot_v1_dot_env__pb2.SessionResponse.FromString,
                 _registered_method=True)
+        self.RetrieveTools = channel.unary_unary(
+                '/toolgym.v1.EnvService/RetrieveTools',
+                request_serializer=toolgym_dot_v1_dot_env__pb2.RetrieveToolsRequest.SerializeToString,
+                response_deserializer=toolgym_dot_v1_dot_env__pb2.RetrieveToolsResponse.FromString,
+                _registered_method=True)
 
 
 class EnvServiceServicer:
@@ -96,6 +101,13 @@ class EnvServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetrieveTools(self, request, context):
+        """Search the server's tool catalogue (BM25, dense, fine-tuned or hybrid).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +135,11 @@ def add_EnvServiceServicer_to_server(servicer, server):
                     servicer.Sessions,
                     request_deserializer=toolgym_dot_v1_dot_env__pb2.SessionRequest.FromString,
                     response_serializer=toolgym_dot_v1_dot_env__pb2.SessionResponse.SerializeToString,
+            ),
+            'RetrieveTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetrieveTools,
+                    request_deserializer=toolgym_dot_v1_dot_env__pb2.RetrieveToolsRequest.FromString,
+                    response_serializer=toolgym_dot_v1_dot_env__pb2.RetrieveToolsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +277,33 @@ class EnvService:
             '/toolgym.v1.EnvService/Sessions',
             toolgym_dot_v1_dot_env__pb2.SessionRequest.SerializeToString,
             toolgym_dot_v1_dot_env__pb2.SessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetrieveTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/toolgym.v1.EnvService/RetrieveTools',
+            toolgym_dot_v1_dot_env__pb2.RetrieveToolsRequest.SerializeToString,
+            toolgym_dot_v1_dot_env__pb2.RetrieveToolsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17toolgym/v1/reward.proto\x12\ntoolgym.v1\"\xda\x02\n\x0cRewardConfig\x12\x36\n\x07weights\x18\x01 \x03(\x0b\x32%.toolgym.v1.RewardConfig.WeightsEntry\x12:\n\tpenalties\x18\x02 \x03(\x0b\x32\'.toolgym.v1.RewardConfig.PenaltiesEntry\x12#\n\x16penalty_per_occurrence\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x1e\n\x11max_penalty_total\x18\x04 \x01(\x01H\x01\x88\x01\x01\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePenaltiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x19\n\x17_penalty_per_occurrenceB\x14\n\x12_max_penalty_total\"\xb0\x02\n\x0bScoreResult\x12\r\n\x05total\x18\x01 \x01(\x01\x12;\n\ncomponents\x18\x02 \x03(\x0b\x32\'.toolgym.v1.ScoreResult.ComponentsEntry\x12\x39\n\tpenalties\x18\x03 \x03(\x0b\x32&.toolgym.v1.ScoreResult.PenaltiesEntry\x12\r\n\x05valid\x18\x04 \x01(\x08\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePenaltiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa9\x01\n\x0cScoreRequest\x12\x11\n\x07task_id\x18\x01 \x01(\tH\x00\x12\x13\n\ttask_json\x18\x02 \x01(\tH\x00\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12/\n\rreward_config\x18\x05 \x01(\x0b\x32\x18.toolgym.v1.RewardConfig\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\n\n\x08task_ref\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"r\n\rScoreResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.toolgym.v1.ScoreResult\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.toolgym.v1.ItemError\"<\n\x11ScoreBatchRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.toolgym.v1.ScoreRequest\"@\n\x12ScoreBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.toolgym.v1.ScoreResponse2\xe2\x01\n\rRewardService\x12<\n\x05Score\x12\x18.toolgym.v1.ScoreRequest\x1a\x19.toolgym.v1.ScoreResponse\x12K\n\nScoreBatch\x12\x1d.toolgym.v1.ScoreBatchRequest\x1a\x1e.toolgym.v1.ScoreBatchResponse\x12\x46\n\x0bScoreStream\x12\x18.toolgym.v1.ScoreRequest\x1a\x19.toolgym.v1.ScoreResponse(\x01\x30\x01\x42\x02P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17toolgym/v1/reward.proto\x12\ntoolgym.v1\"\xda\x02\n\x0cRewardConfig\x12\x36\n\x07weights\x18\x01 \x03(\x0b\x32%.toolgym.v1.RewardConfig.WeightsEntry\x12:\n\tpenalties\x18\x02 \x03(\x0b\x32\'.toolgym.v1.RewardConfig.PenaltiesEntry\x12#\n\x16penalty_per_occurrence\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x1e\n\x11max_penalty_total\x18\x04 \x01(\x01H\x01\x88\x01\x01\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePenaltiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x19\n\x17_penalty_per_occurrenceB\x14\n\x12_max_penalty_total\"\xb0\x02\n\x0bScoreResult\x12\r\n\x05total\x18\x01 \x01(\x01\x12;\n\ncomponents\x18\x02 \x03(\x0b\x32\'.toolgym.v1.ScoreResult.ComponentsEntry\x12\x39\n\tpenalties\x18\x03 \x03(\x0b\x32&.toolgym.v1.ScoreResult.PenaltiesEntry\x12\r\n\x05valid\x18\x04 \x01(\x08\x12\x10\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x05 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x06 \x01(\t\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0ePenaltiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xda\x01\n\x0cScoreRequest\x12\x11\n\x07task_id\x18\x01 \x01(\tH\x00\x12\x13\n\ttask_json\x18\x02 \x01(\tH\x00\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12/\n\rreward_config\x18\x05 \x01(\x0b\x32\x18.toolgym.v1.RewardConfig\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12/\n\tretrieval\x18\x07 \x01(\x0b\x32\x1c.toolgym.v1.RetrievalOptionsB\n\n\x08task_ref\"Q\n\x10RetrievalOptions\x12\x11\n\ttool_pool\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x11\n\tretriever\x18\x03 \x01(\t\x12\t\n\x01k\x18\x04 \x01(\x05\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"r\n\rScoreResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.toolgym.v1.ScoreResult\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.toolgym.v1.ItemError\"<\n\x11ScoreBatchRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.toolgym.v1.ScoreRequest\"@\n\x12ScoreBatchResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.toolgym.v1.ScoreResponse2\xe2\x01\n\rRewardService\x12<\n\x05Score\x12\x18.toolgym.v1.ScoreRequest\x1a\x19.toolgym.v1.ScoreResponse\x12K\n\nScoreBatch\x12\x1d.toolgym.v1.ScoreBatchRequest\x1a\x1e.toolgym.v1.ScoreBatchResponse\x12\x46\n\x0bScoreStream\x12\x18.toolgym.v1.ScoreRequest\x1a\x19.toolgym.v1.ScoreResponse(\x01\x30\x01\x42\x02P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,15 +53,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCORERESULT_PENALTIESENTRY']._serialized_start=289
   _globals['_SCORERESULT_PENALTIESENTRY']._serialized_end=337
   _globals['_SCOREREQUEST']._serialized_start=696
-  _globals['_SCOREREQUEST']._serialized_end=865
-  _globals['_ITEMERROR']._serialized_start=867
-  _globals['_ITEMERROR']._serialized_end=909
-  _globals['_SCORERESPONSE']._serialized_start=911
-  _globals['_SCORERESPONSE']._serialized_end=1025
-  _globals['_SCOREBATCHREQUEST']._serialized_start=1027
-  _globals['_SCOREBATCHREQUEST']._serialized_end=1087
-  _globals['_SCOREBATCHRESPONSE']._serialized_start=1089
-  _globals['_SCOREBATCHRESPONSE']._serialized_end=1153
-  _globals['_REWARDSERVICE']._serialized_start=1156
-  _globals['_REWARDSERVICE']._serialized_end=1382
+  _globals['_SCOREREQUEST']._serialized_end=914
+  _globals['_RETRIEVALOPTIONS']._serialized_start=916
+  _globals['_RETRIEVALOPTIONS']._serialized_end=997
+  _globals['_ITEMERROR']._serialized_start=999
+  _globals['_ITEMERROR']._serialized_end=1041
+  _globals['_SCORERESPONSE']._serialized_start=1043
+  _globals['_SCORERESPONSE']._serialized_end=1157
+  _globals['_SCOREBATCHREQUEST']._serialized_start=1159
+  _globals['_SCOREBATCHREQUEST']._serialized_end=1219
+  _globals['_SCOREBATCHRESPONSE']._serialized_start=1221
+  _globals['_SCOREBATCHRESPONSE']._serialized_end=1285
+  _globals['_REWARDSERVICE']._serialized_start=1288
+  _globals['_REWARDSERVICE']._serialized_end=1514
 # @@protoc_insertion_point(module_scope)

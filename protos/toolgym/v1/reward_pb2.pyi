@@ -63,20 +63,34 @@ class ScoreResult(_message.Message):
     def __init__(self, total: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., penalties: _Optional[_Mapping[str, float]] = ..., valid: _Optional[bool] = ..., feedback: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
-    __slots__ = ("task_id", "task_json", "output", "template", "reward_config", "request_id")
+    __slots__ = ("task_id", "task_json", "output", "template", "reward_config", "request_id", "retrieval")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_JSON_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     REWARD_CONFIG_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_json: str
     output: str
     template: str
     reward_config: RewardConfig
     request_id: str
-    def __init__(self, task_id: _Optional[str] = ..., task_json: _Optional[str] = ..., output: _Optional[str] = ..., template: _Optional[str] = ..., reward_config: _Optional[_Union[RewardConfig, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    retrieval: RetrievalOptions
+    def __init__(self, task_id: _Optional[str] = ..., task_json: _Optional[str] = ..., output: _Optional[str] = ..., template: _Optional[str] = ..., reward_config: _Optional[_Union[RewardConfig, _Mapping]] = ..., request_id: _Optional[str] = ..., retrieval: _Optional[_Union[RetrievalOptions, _Mapping]] = ...) -> None: ...
+
+class RetrievalOptions(_message.Message):
+    __slots__ = ("tool_pool", "mode", "retriever", "k")
+    TOOL_POOL_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVER_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    tool_pool: str
+    mode: str
+    retriever: str
+    k: int
+    def __init__(self, tool_pool: _Optional[str] = ..., mode: _Optional[str] = ..., retriever: _Optional[str] = ..., k: _Optional[int] = ...) -> None: ...
 
 class ItemError(_message.Message):
     __slots__ = ("code", "message")
