@@ -40,9 +40,19 @@ from toolgym.env.server.convert import reward_config_to_proto, score_from_proto
 from toolgym.env.types import utf8_safe
 from toolgym.v1 import env_pb2, env_pb2_grpc, reward_pb2, reward_pb2_grpc
 
-__all__ = ["ToolgymClient", "ScoreResult", "TaskInfo", "ResetResult", "StepResult", "ScoreItemError", "RetryPolicy"]
+__all__ = ["ToolgymClient", "ScoreResult", "TaskInfo", "ResetResult", "StepResult", "ScoreItemError", "RetryPolicy", "RetrievedTool"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetrievedTool:
+    """One ``RetrieveTools`` hit: the tool's name, catalogue id, retriever score and spec."""
+
+    name: str
+    id: str
+    score: float
+    spec: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,10 @@ def _text(value: Any, what: str) -> str:
 
 
 def _score_request(item: dict[str, Any]) -> reward_pb2.ScoreRequest:
-    unknown = set(item) - {"output", "task_id", "task", "template", "reward_config", "request_id"}
+    unknown = set(item) - {"output", "task_id", "task", "template", "reward_config", "request_id", "retrieval"}
     if unknown:
-        raise TypeError(f"unknown score item key(s) {sorted(unknown)}; expected output, task_id or task, template, reward_config, request_id")
+        raise TypeError(f"unknown score item key(s) {sorted(unknown)}; expected output, task_id or task, template, reward_config, "
+                        "request_id, retrieval")
     req = reward_pb2.ScoreRequest(output=_text(item.get("output", ""), "output"), template=item.get("template") or "",
                                   request_id=str(item.get("request_id", "")))
     task = item.get("task")
@@ -131,6 +142,8 @@ def _score_request(item: dict[str, Any]) -> reward_pb2.ScoreRequest:
     rc = reward_config_to_proto(item.get("reward_config"))
     if rc is not None:
         req.reward_config.CopyFrom(rc)
+    if item.get("retrieval"):
+        req.retrieval.CopyFrom(retrieval_to_proto(item["retrieval"]))
     return req
 
 
@@ -281,8 +294,12 @@ class ToolgymClient:
 
     # ------------------------------------------------------------------ reward
     def score(self, output: str, *, task_id: str | None = None, task: dict[str, Any] | str | None = None,
-              template: str | None = None, reward_config: dict[str, Any] | None = None, timeout: float | None = None) -> ScoreResult:
-        req = _score_request({"output": output, "task_id": task_id, "task": task, "template": template, "reward_config": reward_config})
+              template: str | None = None, reward_config: dict[str, Any] | None = None, retrieval: dict[str, Any] | None = None,
+              timeout: float | None = None) -> ScoreResult:
+        """Score one output. ``retrieval``: score it as a retrieval episode's only step
+        ({"tool_pool", "retrieval": "none" | "pre_retrieved", "retriever", "retrieval_k"})."""
+        req = _score_request({"output": output, "task_id": task_id, "task": task, "template": template,
+                              "reward_config": reward_config, "retrieval": retrieval})
         return score_from_proto(self._call(self._reward.Score, req, timeout).result)
 
     def score_batch(self, items: Sequence[dict[str, Any]], *, timeout: float | None = None,
@@ -312,6 +329,12 @@ class ToolgymClient:
                 yield score_from_proto(r.result)
 
     # ------------------------------------------------------------------ env
+    def retrieve_tools(self, query: str, k: int = 10, *, retriever: str = "", timeout: float | None = None) -> list[RetrievedTool]:
+        """Search the server's tool catalogue: best first, one entry per tool name."""
+        req = env_pb2.RetrieveToolsRequest(query=_text(query, "query"), k=k, retriever=retriever)
+        resp = self._call(self._env.RetrieveTools, req, timeout)
+        return [RetrievedTool(t.name, t.id, t.score, json.loads(t.spec_json)) for t in resp.tools]
+
     def list_tasks(self, categories: Sequence[str] | None = None, kinds: Sequence[str] | None = None, limit: int = 0,
                    offset: int = 0, *, timeout: float | None = None) -> list[TaskInfo]:
         req = env_pb2.ListTasksRequest(categories=list(categories or ()), kinds=list(kinds or ()), limit=limit, offset=offset)

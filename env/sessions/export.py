@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Iterable
 
-from toolgym.env.reward.config import COMPONENTS, PENALTIES
+from toolgym.env.reward.config import COMPONENTS, OPTIONAL_COMPONENTS, PENALTIES
 
 FORMATS = ("jsonl", "parquet", "hf")
 
@@ -40,6 +40,8 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
         "valid": bool(rw.get("valid", False)),
         "feedback": rw.get("feedback", ""),
         "components": {k: float((rw.get("components") or {}).get(k, 0.0)) for k in COMPONENTS},
+        # Scored only in some episodes (retrieval ones): null where it was not, never a made-up 0.
+        **{k: _maybe_float((rw.get("components") or {}).get(k)) for k in OPTIONAL_COMPONENTS},
         "penalties": {k: float((rw.get("penalties") or {}).get(k, 0.0)) for k in PENALTIES},
         "penalty_counts": {k: int((rw.get("penalty_counts") or {}).get(k, 0)) for k in PENALTIES},
         "terminated": bool(r.get("terminated", False)),
@@ -51,6 +53,10 @@ def flat_row(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _maybe_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
 def arrow_schema() -> Any:
     import pyarrow as pa
 
@@ -60,7 +66,8 @@ def arrow_schema() -> Any:
         ("config_hash", s), ("prompt", s), ("actions", pa.list_(s)), ("observations", pa.list_(s)),
         ("step_rewards", pa.list_(f64)), ("step_ms", pa.list_(f64)), ("total", f64), ("valid", pa.bool_()), ("feedback", s),
         ("components", pa.struct([(k, f64) for k in COMPONENTS])), ("penalties", pa.struct([(k, f64) for k in PENALTIES])),
-        ("penalty_counts", pa.struct([(k, pa.int64()) for k in PENALTIES])), ("terminated", pa.bool_()), ("truncated", pa.bool_()),
+        ("penalty_counts", pa.struct([(k, pa.int64()) for k in PENALTIES])),
+        *[(k, f64) for k in OPTIONAL_COMPONENTS], ("terminated", pa.bool_()), ("truncated", pa.bool_()),
         ("n_steps", pa.int64()), ("created_at", f64), ("finished_at", f64), ("reward_config", s),
     ])
 
