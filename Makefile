@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test setup setup-train setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv openenv-venv
+.PHONY: serve test setup setup-train setup-dev test-deps check-protos protos bench train-demo clean bfcl-venv openenv-venv client-venvs
 
 # What serving needs, and nothing else: no torch, transformers or trl (a serve-only venv is
 # about 330 MB; the server imports none of the training stack).
@@ -87,6 +87,22 @@ $(OPENENV_VENV)/.ok:
 
 openenv-venv: $(OPENENV_VENV)/.ok
 
+# The newer OpenEnv client line (openenv 0.10.x: /ws?session_id=, Bearer headers, 20 s pings) and the
+# standard MCP client (the `mcp` SDK): each pins what it pins, so each gets a venv of its own, cached by version.
+OPENENV10_VENV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolgym/venvs/openenv-0.10.0
+$(OPENENV10_VENV)/.ok:
+	$(PYTHON) -m venv $(OPENENV10_VENV)
+	$(OPENENV10_VENV)/bin/python -m pip --disable-pip-version-check -q install openenv==0.10.0
+	touch $@
+
+MCP_VENV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolgym/venvs/mcp-2.3.0
+$(MCP_VENV)/.ok:
+	$(PYTHON) -m venv $(MCP_VENV)
+	$(MCP_VENV)/bin/python -m pip --disable-pip-version-check -q install mcp==2.3.0
+	touch $@
+
+client-venvs: $(OPENENV10_VENV)/.ok $(MCP_VENV)/.ok
+
 # The Node.js gRPC client of tests/clients (grpc-js + proto-loader, exact versions in its package-lock.json):
 # `npm ci` into the user cache, keyed by the lock file's hash; the test finds it through NODE_PATH.
 NODE_LOCK := tests/clients/node/package-lock.json
@@ -98,7 +114,7 @@ $(NODE_DEPS)/.ok:
 
 node-deps: $(NODE_DEPS)/.ok
 
-test: setup-dev test-deps check-protos bfcl-venv openenv-venv node-deps
+test: setup-dev test-deps check-protos bfcl-venv openenv-venv client-venvs node-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 protos: setup-dev
