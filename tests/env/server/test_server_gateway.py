@@ -21,7 +21,9 @@ import websockets.sync.client as wsc
 from toolgym.env.client import ToolgymClient
 from toolgym.env.server.app import ServerConfig, start_server
 
-OPENENV_PY = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolgym" / "venvs" / "openenv-core-0.3.0" / "bin" / "python"
+_VENVS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolgym" / "venvs"
+OPENENV_PY = _VENVS / "openenv-core-0.3.0" / "bin" / "python"
+OPENENV10_PY = _VENVS / "openenv-0.10.0" / "bin" / "python"  # the newer client line (make client-venvs)
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +167,13 @@ with GenericEnvClient(base_url=url).sync() as env:
 """
 
 
-def test_unmodified_openenv_core_client_plays_ground_truth_to_1(gw, bfcl_suite, tmp_path):
-    if not OPENENV_PY.exists():
-        pytest.skip(f"openenv-core 0.3.0 venv missing at {OPENENV_PY}: run `make openenv-venv` (make test does)")
+@pytest.mark.parametrize("client_py, make_target", [(OPENENV_PY, "openenv-venv"), (OPENENV10_PY, "client-venvs")],
+                         ids=["openenv-core-0.3.0", "openenv-0.10.0"])
+def test_unmodified_openenv_client_plays_ground_truth_to_1(gw, bfcl_suite, client_py, make_target):
+    if not client_py.exists():
+        pytest.skip(f"OpenEnv client venv missing at {client_py}: run `make {make_target}` (make test does)")
     task = bfcl_suite.get("multi_turn_base_5")
-    out = subprocess.run([str(OPENENV_PY), "-c", _PLAY, gw.http.url, json.dumps(list(_gt_actions(task))), task.id],
+    out = subprocess.run([str(client_py), "-c", _PLAY, gw.http.url, json.dumps(list(_gt_actions(task))), task.id],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
