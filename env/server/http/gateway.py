@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from toolgym.env.server.errors import RequestError
 from toolgym.env.server.retrieval_rpc import retrieve_tools
 from toolgym.env.server.http import wire
+from toolgym.env.server.http.mcp import add_mcp_routes
 from toolgym.env.server.http.wire import WireError
 from toolgym.v1 import env_pb2
 
@@ -186,6 +187,7 @@ class Gateway:
         async def ws(websocket: WebSocket, session_id: str | None = None) -> None:
             await self._serve_ws(websocket, session_id, peer(websocket))
 
+        self.mcp = add_mcp_routes(app, self)
         return app
 
     # ------------------------------------------------------------------ the WebSocket session
