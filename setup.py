@@ -37,6 +37,7 @@ PACKAGES, PACKAGE_DIR = _packages()
 setup(
     packages=PACKAGES,
     package_dir=PACKAGE_DIR,
-    package_data={"toolgym.v1": ["*.proto", "*.pyi"], "toolgym.env": ["data/*", "py.typed"]},
+    package_data={"toolgym.v1": ["*.proto", "*.pyi"], "toolgym.env": ["data/*", "py.typed"],
+                  "toolgym.env.server.http": ["static/*"]},  # the dashboard page, its script and style
     include_package_data=True,
 )

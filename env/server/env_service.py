@@ -146,6 +146,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         self._sessions = SessionManager(store, self._episode_for, limits, id_prefix=self._replica)
         # The stream multiplexer runs sessions' steps concurrently on its own pool.
         self._stream_closed = _Counter()  # sessions closed because their Sessions stream ended
+        self._steps = _Counter()  # steps answered over gRPC and the gateway alike (the dashboard's steps/s, /metrics)
         self._stream_pool = futures.ThreadPoolExecutor(max_workers=max(4, cfg.max_workers), thread_name_prefix="toolgym-stream")
 
     @property
@@ -168,6 +169,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         return {"sessions_open": len(st), "sessions_created": st.created, "sessions_closed": st.closed,
                 "sessions_expired": st.expired, "sessions_restored": st.restored, "sessions_live": st.live,
                 "sessions_closed_stream_end": self._stream_closed.value,
+                "steps_total": self._steps.value,
                 "session_store": st.store.url, "sandbox": self._executor.stats()}
 
     def do_reset(self, req: env_pb2.ResetRequest, owner: str = "") -> env_pb2.ResetResponse:
@@ -238,7 +240,9 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
                           "leave it unset to apply the action as the next step")
         self._check_owner(req.session_id, owner)
         with _session_errors():
-            return _step_response(self._sessions.step(req.session_id, req.action, req.step_index if req.HasField("step_index") else -1))
+            reply = self._sessions.step(req.session_id, req.action, req.step_index if req.HasField("step_index") else -1)
+        self._steps.add(1)
+        return _step_response(reply)
 
     def do_close(self, req: env_pb2.CloseRequest, owner: str = "") -> env_pb2.CloseResponse:
         if not req.session_id:

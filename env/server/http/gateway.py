@@ -187,6 +187,8 @@ class Gateway:
         async def ws(websocket: WebSocket, session_id: str | None = None) -> None:
             await self._serve_ws(websocket, session_id, peer(websocket))
 
+        from toolgym.env.server.http.dashboard import add_dashboard_routes
+        self.board = add_dashboard_routes(app, self)
         self.mcp = add_mcp_routes(app, self)
         return app
 
