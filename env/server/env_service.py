@@ -233,6 +233,12 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
                             "call Reset for a new one")
 
     def do_step(self, req: env_pb2.StepRequest, owner: str = "") -> env_pb2.StepResponse:
+        return _step_response(self.step_reply(req, owner))
+
+    def step_reply(self, req: env_pb2.StepRequest, owner: str = "") -> dict[str, Any]:
+        """The step as the session layer records it (observation, reward, terminated, truncated,
+        info, step_index, score): gRPC wraps it in a StepResponse, the gateway writes it as JSON
+        directly (no proto and info-JSON round trip on its hot path)."""
         if len(req.action) > self._cfg.max_output_chars:
             raise exhausted(f"action is {len(req.action)} characters; at most {self._cfg.max_output_chars} are accepted")
         if req.HasField("step_index") and req.step_index < 0:
@@ -242,7 +248,7 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
         with _session_errors():
             reply = self._sessions.step(req.session_id, req.action, req.step_index if req.HasField("step_index") else -1)
         self._steps.add(1)
-        return _step_response(reply)
+        return reply
 
     def do_close(self, req: env_pb2.CloseRequest, owner: str = "") -> env_pb2.CloseResponse:
         if not req.session_id:

@@ -75,8 +75,8 @@ class Gateway:
         return resp.session_id, wire.reset_payload(resp)
 
     async def step(self, sid: str, data: Any, owner: str) -> dict[str, Any]:
-        resp = await self._call(self.env.do_step, wire.step_request(sid, data), owner)
-        return wire.step_payload(sid, resp)
+        reply = await self._call(self.env.step_reply, wire.step_request(sid, data), owner)
+        return wire.step_payload_from_reply(sid, reply)
 
     async def close(self, sid: str, owner: str) -> bool:
         try:

@@ -154,6 +154,20 @@ def step_payload(session_id: str, resp: env_pb2.StepResponse) -> dict[str, Any]:
     return _payload(resp.observation, resp.reward, resp.terminated or resp.truncated, meta, signals)
 
 
+def step_payload_from_reply(session_id: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """:func:`step_payload` from the session layer's reply dict (what ``EnvServicer.step_reply`` returns)."""
+    score = reply.get("score")
+    signals = None
+    if score is not None:
+        comps = dict(score["components"])
+        signals = {"total": score["total"], **comps, "components": comps, "penalties": dict(score["penalties"]),
+                   "valid": score["valid"], "feedback": score["feedback"]}
+    idx = reply["step_index"]
+    meta = {"session_id": session_id, "episode_id": session_id, "step_index": idx, "step_count": idx + 1,
+            "terminated": reply["terminated"], "truncated": reply["truncated"], "info": reply["info"]}
+    return _payload(reply["observation"], reply["reward"], reply["terminated"] or reply["truncated"], meta, signals)
+
+
 def state_payload(session_id: str | None, step_count: int, done: bool) -> dict[str, Any]:
     return {"episode_id": session_id, "session_id": session_id, "step_count": step_count, "done": done}
 
