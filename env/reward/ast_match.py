@@ -49,7 +49,9 @@ Deliberate differences from BFCL
    The pairing is a maximum-weight assignment that first maximises the number of passing pairs,
    then the number of accepted parameters, then the number of same-name pairs. Pairs only exist
    between calls of the same name, so it is solved per name: groups up to 3×3 by enumeration,
-   larger ones with ``scipy.optimize.linear_sum_assignment``. BFCL's greedy pass (same order) is
+   larger ones with the algorithm of ``scipy.optimize.linear_sum_assignment`` (a pure-Python port
+   that picks the same pairs, ties included; scipy itself only for groups over 400 cells, imported
+   then). BFCL's greedy pass (same order) is
    tried first and is the answer whenever it pairs everything, so accepted outputs never pay for
    the assignment.
 2. **Lookup by name.** BFCL's simple category checks the single call against the *first* function
@@ -146,12 +148,93 @@ def _assign_group(ci: list[int], gj: list[int], w: dict[tuple[int, int], int]) -
             if s > best_w:
                 best, best_w = cand, s
         return list(best)
+    if len(ci) * len(gj) <= _PURE_LSAP_CELLS:  # scipy's algorithm, step for step: the same pairs, ties included
+        return [(ci[r], gj[c]) for r, c in _lsap_max([[float(w[(i, j)]) for j in gj] for i in ci])]
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
     m = np.array([[w[(i, j)] for j in gj] for i in ci], dtype=float)
     rows, cols = linear_sum_assignment(m, maximize=True)
     return [(ci[int(r)], gj[int(c)]) for r, c in zip(rows, cols)]
+
+
+#: Groups up to this many (call, expected) cells are assigned in pure Python; larger ones (only
+#: pathological outputs) by scipy, imported then.
+_PURE_LSAP_CELLS = 400
+
+
+def _lsap_max(weights: list[list[float]]) -> list[tuple[int, int]]:
+    """Maximum-weight assignment of a rectangular matrix: (row, column) pairs.
+
+    The shortest augmenting path method (Crouse 2016) exactly as ``scipy.optimize.
+    linear_sum_assignment(maximize=True)`` runs it: the same negation, transposition of tall
+    matrices, column visiting order and tie rules, with the same float operations in the same
+    order, so it picks the very same assignment among equally good ones
+    (``test_ast_match_lsap.py`` compares the two on many tie-heavy matrices).
+    """
+    nr, nc = len(weights), len(weights[0])
+    transpose = nc < nr
+    if transpose:
+        cost = [[-weights[i][j] for i in range(nr)] for j in range(nc)]
+        nr, nc = nc, nr
+    else:
+        cost = [[-x for x in row] for row in weights]
+    inf = float("inf")
+    u = [0.0] * nr
+    v = [0.0] * nc
+    col4row = [-1] * nr
+    row4col = [-1] * nc
+    path = [-1] * nc
+    for cur in range(nr):
+        spc = [inf] * nc  # shortest path costs
+        sr = [False] * nr
+        sc = [False] * nc
+        remaining = list(range(nc - 1, -1, -1))
+        num = nc
+        min_val = 0.0
+        i = cur
+        sink = -1
+        while sink == -1:
+            index = -1
+            lowest = inf
+            sr[i] = True
+            row = cost[i]
+            ui = u[i]
+            for it in range(num):
+                j = remaining[it]
+                r = min_val + row[j] - ui - v[j]
+                if r < spc[j]:
+                    path[j] = i
+                    spc[j] = r
+                if spc[j] < lowest or (spc[j] == lowest and row4col[j] == -1):
+                    lowest = spc[j]
+                    index = it
+            min_val = lowest
+            j = remaining[index]
+            if row4col[j] == -1:
+                sink = j
+            else:
+                i = row4col[j]
+            sc[j] = True
+            num -= 1
+            remaining[index] = remaining[num]
+        u[cur] += min_val
+        for i in range(nr):
+            if sr[i] and i != cur:
+                u[i] += min_val - spc[col4row[i]]
+        for j in range(nc):
+            if sc[j]:
+                v[j] -= min_val - spc[j]
+        j = sink
+        while True:
+            i = path[j]
+            row4col[j] = i
+            col4row[i], j = j, col4row[i]
+            if i == cur:
+                break
+    if transpose:
+        return [(col4row[r], r) for r in range(nr)]
+    return [(r, col4row[r]) for r in range(nr)]
 
 
 def _fmt_call(name: str, args: Any) -> str:
@@ -183,6 +266,8 @@ def match_calls(
     tools: Sequence[ToolSpec],
     *,
     language: str = "python",
+    prepared: tuple[list, int] | None = None,
+    expected_text: dict[int, str] | None = None,
 ) -> AstVerdict:
     """Match a model's calls against BFCL possible answers (see the module docstring).
 
@@ -190,6 +275,10 @@ def match_calls(
     ``tools`` are the task's tools; each ground-truth name must be one of them. Model call
     arguments are read, never modified.
     Raises ``ValueError`` for a malformed ground truth or an unsupported ``language``.
+
+    ``prepared``: the ground truth already read against ``tools`` (``ast_call._prepare`` of these
+    very arguments; the engine keeps it per task); ``expected_text``: a per-task dict in which the
+    wording of expected calls in messages is kept between calls. Neither changes the verdict.
     """
     if language != "python":
         lang = str(getattr(language, "value", language) or "python").lower()
@@ -198,7 +287,7 @@ def match_calls(
                 f"AST matching for language {language!r} is not implemented (supported: python); "
                 "BFCL's java/javascript checkers first convert string values with their own type converters"
             )
-    exp, n_params = _prepare(possible_answers, tools)
+    exp, n_params = _prepare(possible_answers, tools) if prepared is None else prepared
     n_exp = len(exp)
     n_calls = len(calls)
 
@@ -292,7 +381,12 @@ def match_calls(
         errors.extend(head + e for e in reasons or ["does not match"])
     for j in range(n_exp):
         if j not in paired_exp and len(errors) <= _MAX_ERRORS:
-            errors.append(f"expected call #{j} {_fmt_expected(exp[j][0], exp[j][1])} has no matching call")
+            text = expected_text.get(j) if expected_text is not None else None
+            if text is None:
+                text = _fmt_expected(exp[j][0], exp[j][1])
+                if expected_text is not None:
+                    expected_text[j] = text
+            errors.append(f"expected call #{j} {text} has no matching call")
     for i, call in enumerate(calls):
         if i not in paired_calls and len(errors) <= _MAX_ERRORS:
             if call.name in exp_by_name:

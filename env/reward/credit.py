@@ -81,14 +81,15 @@ def _guessable(node: Any) -> bool:
     return t in ("boolean", "bool")
 
 
-def ast_credit(task: Task, calls: Sequence[ToolCall], verdict: Any) -> list[float]:
-    """Credit per model call of an ``ast`` task, from the matcher's verdict and assignment."""
+def ast_credit(task: Task, calls: Sequence[ToolCall], verdict: Any, prepared: Any = None) -> list[float]:
+    """Credit per model call of an ``ast`` task, from the matcher's verdict and assignment.
+    ``prepared``: a callable giving ``ast_call._prepare`` of the task (the engine's per-task cache)."""
     if verdict.ok:
         return [1.0] * len(calls)
     credit = [0.0] * len(calls)
     if not verdict.assignment:
         return credit
-    exp, _ = _prepare(task.ground_truth, task.tools)
+    exp, _ = _prepare(task.ground_truth, task.tools) if prepared is None else prepared()
     for i, j in verdict.assignment:
         _, gt, props, required = exp[j]
         credit[i] = _ast_pair_credit(_args_of(calls[i]), gt, props, required)

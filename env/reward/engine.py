@@ -16,6 +16,7 @@ from toolgym.env.reward import components as C
 from toolgym.env.reward import credit
 from toolgym.env.reward.ast_match import match_calls
 from toolgym.env.reward.config import COMPONENTS, RewardConfig
+from toolgym.env.reward.prep import TaskPrep, task_prep
 from toolgym.env.reward.trajectory import ScoreResult, StepRecord, Trajectory
 from toolgym.env.tasks.schema import validate_args
 from toolgym.env.types import Task
@@ -52,12 +53,13 @@ def score_trajectory(task: Task, traj: Trajectory, config: RewardConfig | None =
         )
 
 
-def _task_completion(task: Task, traj: Trajectory, details: dict[str, Any]) -> tuple[float, str, Any]:
+def _task_completion(task: Task, traj: Trajectory, details: dict[str, Any], prep: TaskPrep) -> tuple[float, str, Any]:
     """(completion in [0, 1], note, the AST verdict for ``ast`` tasks else None)."""
     calls = traj.calls
     kind = task.kind
     if kind == "ast":
-        verdict = match_calls(calls, task.ground_truth, task.tools, language=task.language)
+        verdict = match_calls(calls, task.ground_truth, task.tools, language=task.language,
+                              prepared=prep.ast() if task.language == "python" else None, expected_text=prep.expected_text)
         details["arg_accuracy"] = verdict.arg_accuracy
         details["matched_calls"] = verdict.matched
         details["expected_calls"] = verdict.expected
@@ -102,12 +104,12 @@ def _offered(task: Task, step: StepRecord) -> frozenset[str]:
     return step.offered if step.offered is not None else C.offered_at(task, step.turn)
 
 
-def _call_credit(task: Task, traj: Trajectory, verdict: Any, expected: list[str] | None) -> list[float] | None:
+def _call_credit(task: Task, traj: Trajectory, verdict: Any, expected: list[str] | None, prep: TaskPrep) -> list[float] | None:
     """Substance credit per call (:mod:`toolgym.env.reward.credit`); None when the task names no
     needed calls (then tool_accuracy has its own rule and work done is completion)."""
     calls = traj.calls
     if task.kind == "ast":
-        return credit.ast_credit(task, calls, verdict)
+        return credit.ast_credit(task, calls, verdict, prep.ast if task.kind == "ast" else None)
     if task.kind == "multi_turn":
         return credit.multi_turn_credit(task, traj.steps)
     if task.kind == "relevance":
@@ -131,8 +133,8 @@ def _work_done(task: Task, tc: float, n_calls: int, optimal: int, call_credit: l
     return min(1.0, sum(call_credit) / len(expected))
 
 
-def _format_facts(task: Task, traj: Trajectory, call_credit: list[float] | None) -> C.FormatFacts:
-    schemas = {t.name: t.parameters for t in task.tools}
+def _format_facts(task: Task, traj: Trajectory, call_credit: list[float] | None, prep: TaskPrep) -> C.FormatFacts:
+    schemas = prep.schemas
     steps = len(traj.steps)
     clean = sum(1 for s in traj.steps if not s.parsed.issues)
     checked = valid = 0
@@ -161,14 +163,14 @@ def _score(task: Task, traj: Trajectory, cfg: RewardConfig) -> ScoreResult:
     notes: list[str] = []
     comp: dict[str, float] = {}
 
-    tc, note, verdict = _task_completion(task, traj, details)
+    prep = task_prep(task)
+    tc, note, verdict = _task_completion(task, traj, details, prep)
     comp["task_completion"] = C.finite01(tc)
     notes.append(note)
 
     calls = traj.calls
-    expected = C.expected_tool_names(task)
-    optimal = C.optimal_calls(task, expected)
-    call_credit = _call_credit(task, traj, verdict, expected)
+    expected, optimal = prep.needed(task)
+    call_credit = _call_credit(task, traj, verdict, expected, prep)
     counts = C.count_penalties(task, traj, expected, call_credit)
     counted = [not f for f in counts.flagged]
     work = C.finite01(_work_done(task, comp["task_completion"], len(calls), optimal, call_credit, expected))
@@ -188,7 +190,7 @@ def _score(task: Task, traj: Trajectory, cfg: RewardConfig) -> ScoreResult:
     if tq < 1.0:
         notes.append(note)
 
-    facts = _format_facts(task, traj, call_credit)
+    facts = _format_facts(task, traj, call_credit, prep)
     comp["format_compliance"] = C.finite01(C.format_compliance(facts))
     if facts.schema_errors:
         details["schema_errors"] = list(facts.schema_errors)
