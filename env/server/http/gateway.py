@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from toolgym.env.server.errors import RequestError
 from toolgym.env.server.retrieval_rpc import retrieve_tools
 from toolgym.env.server.http import wire
+from toolgym.env.server.http.limits import BodyLimit, ClientLimiter, error_response, http_error, parse_json
 from toolgym.env.server.http.mcp import add_mcp_routes
 from toolgym.env.server.http.wire import WireError
 from toolgym.v1 import env_pb2
@@ -44,6 +46,9 @@ class GatewayLimits:
     max_frame_chars: int = 4 << 20  # one WS frame / HTTP body; a step's action is bounded by the env's own limit too
     max_sessions: int = 4096
     workers: int = 32
+    max_inflight_per_client: int = 0  # requests one client may have running (0 = unlimited); 429 beyond
+    rate: float = 0.0  # requests/s per client, token bucket (0 = off); 429 beyond
+    burst: int = 0  # the bucket's size (0 = one second's worth, at least 1)
 
 
 class Gateway:
@@ -55,14 +60,20 @@ class Gateway:
         self.limits = limits
         self._auth = authenticate  # bearer token -> client name (None = refused); unset = no auth
         self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="toolgym-http")
+        self.limiter = ClientLimiter(limits.max_inflight_per_client, limits.rate, limits.burst)
         self.ws_closed_sessions = 0
         self.name, self.version = name, version
         self.app = self._build()
 
     # ------------------------------------------------------------------ blocking core, off-loop
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[..., Any], *args: Any, owner: str | None = None) -> Any:
+        """``fn(*args)`` on the pool. With ``owner``, one request of that client: it takes an in-flight
+        slot and a rate token first (429 when over, see limits.py); closes and store reads pass none."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            if owner is None:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            with self.limiter.slot(owner):
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         except RequestError as e:
             err = wire.from_request_error(e)
             if err.code == wire.CAPACITY_REACHED:
@@ -71,11 +82,11 @@ class Gateway:
 
     async def reset(self, data: Any, owner: str) -> tuple[str, dict[str, Any]]:
         req = wire.reset_request(data)
-        resp = await self._call(self.env.do_reset, req, owner)
+        resp = await self._call(self.env.do_reset, req, owner, owner=owner)
         return resp.session_id, wire.reset_payload(resp)
 
     async def step(self, sid: str, data: Any, owner: str) -> dict[str, Any]:
-        reply = await self._call(self.env.step_reply, wire.step_request(sid, data), owner)
+        reply = await self._call(self.env.step_reply, wire.step_request(sid, data), owner, owner=owner)
         return wire.step_payload_from_reply(sid, reply)
 
     async def close(self, sid: str, owner: str) -> bool:
@@ -109,8 +120,10 @@ class Gateway:
                       description="OpenEnv-compatible HTTP/WebSocket access to toolgym's tool-use environment.")
 
         @app.exception_handler(WireError)
-        async def _wire_error(_: Request, e: WireError) -> JSONResponse:
-            return JSONResponse({"type": "error", "data": e.data()}, status_code=e.http_status)
+        async def _wire_error(_: Request, e: WireError) -> Response:
+            return error_response(e)
+
+        app.add_exception_handler(StarletteHTTPException, http_error)  # 404/405 in the same shape
 
         async def body(request: Request) -> Any:
             raw = await request.body()
@@ -119,10 +132,7 @@ class Gateway:
                                 f"{self.limits.max_frame_chars}", 413)
             if not raw.strip():
                 return {}
-            try:
-                return json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise WireError(wire.INVALID_JSON, f"request body is not JSON: {e}", 400) from None
+            return parse_json(raw, "request body")
 
         def peer(request: Request | WebSocket) -> str:
             return request.client.host if request.client else "unknown"
@@ -171,10 +181,10 @@ class Gateway:
         @app.post("/tools/search")
         async def tools_search(request: Request) -> dict[str, Any]:
             # RetrieveTools over HTTP: {"query": str, "k"?: int, "retriever"?: str}.
-            self.owner(request.headers, peer(request))
+            owner = self.owner(request.headers, peer(request))
             data = await body(request)
             req = wire.retrieve_request(data)
-            resp = await self._call(retrieve_tools, self.env.retrieval, req)
+            resp = await self._call(retrieve_tools, self.env.retrieval, req, owner=owner)
             return {"retriever": resp.retriever, "catalogue_size": resp.catalogue_size,
                     "tools": [{"name": t.name, "id": t.id, "score": t.score, "spec": json.loads(t.spec_json)} for t in resp.tools]}
 
@@ -190,6 +200,7 @@ class Gateway:
         from toolgym.env.server.http.dashboard import add_dashboard_routes
         self.board = add_dashboard_routes(app, self)
         self.mcp = add_mcp_routes(app, self)
+        app.add_middleware(BodyLimit, max_bytes=self.limits.max_frame_chars)  # 413 before any route buffers a body
         return app
 
     # ------------------------------------------------------------------ the WebSocket session
@@ -222,9 +233,9 @@ class Gateway:
                                                                                 f"limit of {self.limits.max_frame_chars}"))
                     continue
                 try:
-                    frame = json.loads(text)
-                except json.JSONDecodeError as e:
-                    await self._send_error(ws, WireError(wire.INVALID_JSON, f"Invalid JSON: {e}"))
+                    frame = parse_json(text, "frame")
+                except WireError as e:
+                    await self._send_error(ws, e)
                     continue
                 kind = frame.get("type") if isinstance(frame, dict) else None
                 data = frame.get("data") if isinstance(frame, dict) else None
@@ -264,7 +275,7 @@ class Gateway:
 
     @staticmethod
     async def _send_error(ws: WebSocket, e: WireError) -> None:
-        await ws.send_json({"type": "error", "data": e.data()})
+        await ws.send_text(json.dumps({"type": "error", "data": e.data()}))  # ASCII: whatever the message quotes
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -72,11 +72,14 @@ def error_response(msg_id: Any, e: RpcError) -> dict[str, Any]:
 
 
 def parse_message(raw: str | bytes) -> Any:
+    from toolgym.env.server.http.limits import parse_json  # deep nesting, huge integers, lone surrogates: an error, not a 500
+
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RpcError(PARSE_ERROR, f"Parse error: the body is not JSON ({e}); send one JSON-RPC 2.0 object "
-                                    "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ..., \"params\": {...}}", http_status=400) from None
+        return parse_json(raw, "the body")
+    except WireError as e:
+        raise RpcError(PARSE_ERROR if e.code == wire.INVALID_JSON else INVALID_REQUEST,
+                       f"Parse error: {e.message}; send one JSON-RPC 2.0 object "
+                       "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ..., \"params\": {...}}", http_status=400) from None
 
 
 def classify(msg: Any) -> tuple[str, Any, str, dict[str, Any]]:

@@ -41,7 +41,9 @@ class HttpGateway:
         self.url = f"{'https' if self.tls else 'http'}://{cfg.host}:{self.port}"
         auth = (lambda tok: tokens.match(tok)) if tokens is not None else None
         self.gateway = Gateway(env, limits=GatewayLimits(max_frame_chars=max(cfg.max_output_chars * 2, 1 << 16),
-                                                          max_sessions=cfg.max_sessions, workers=cfg.max_workers),
+                                                          max_sessions=cfg.max_sessions, workers=cfg.max_workers,
+                                                          max_inflight_per_client=cfg.max_inflight_per_client,
+                                                          rate=cfg.http_rate_limit, burst=cfg.http_rate_burst),
                                authenticate=auth)
         ucfg = uvicorn.Config(self.gateway.app, log_level="warning", lifespan="off", ws_max_size=cfg.max_message_bytes,
                               ws_ping_interval=20.0, ws_ping_timeout=20.0, timeout_graceful_shutdown=2,

@@ -121,6 +121,8 @@ def step_request(session_id: str, data: Any) -> env_pb2.StepRequest:
     if idx is not None:
         if type(idx) is not int:
             raise WireError(VALIDATION_ERROR, f"'step_index' must be an integer, got {type(idx).__name__}", 422)
+        if not -(2**63) <= idx < 2**63:  # protobuf's int64 would raise ValueError (a 500)
+            raise WireError(VALIDATION_ERROR, f"'step_index' {idx} is out of range: send the 0-based index of this step", 422)
         req.step_index = idx
     return req
 
