@@ -101,7 +101,17 @@ $(MCP_VENV)/.ok:
 	$(MCP_VENV)/bin/python -m pip --disable-pip-version-check -q install mcp==2.3.0
 	touch $@
 
-client-venvs: $(OPENENV10_VENV)/.ok $(MCP_VENV)/.ok
+# verifiers 0.4.0's openenv taskset (examples/verifiers_openenv.md, whose recipe this is): verifiers needs
+# mcp 2.0 and openenv 0.10's client, whose own pins would downgrade mcp, so openenv goes in --no-deps.
+VERIFIERS_VENV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolgym/venvs/verifiers-0.4.0
+$(VERIFIERS_VENV)/.ok:
+	$(PYTHON) -m venv $(VERIFIERS_VENV)
+	$(VERIFIERS_VENV)/bin/python -m pip --disable-pip-version-check -q install verifiers==0.4.0 openenv-core==0.3.0 mcp==2.0.0
+	$(VERIFIERS_VENV)/bin/python -m pip --disable-pip-version-check -q uninstall -y openenv-core
+	$(VERIFIERS_VENV)/bin/python -m pip --disable-pip-version-check -q install --no-deps openenv==0.10.0
+	touch $@
+
+client-venvs: $(OPENENV10_VENV)/.ok $(MCP_VENV)/.ok $(VERIFIERS_VENV)/.ok
 
 # The Node.js gRPC client of tests/clients (grpc-js + proto-loader, exact versions in its package-lock.json):
 # `npm ci` into the user cache, keyed by the lock file's hash; the test finds it through NODE_PATH.

@@ -270,7 +270,7 @@ class Gateway:
                 log.info("websocket gone: closed its session %s (%d so far)", sid, self.ws_closed_sessions)
             try:
                 await ws.close()
-            except RuntimeError:  # already closed by the peer
+            except (RuntimeError, WebSocketDisconnect):  # already closed by the peer (no close frame sent)
                 pass
 
     @staticmethod

@@ -113,6 +113,10 @@ def step_request(session_id: str, data: Any) -> env_pb2.StepRequest:
         raise WireError(VALIDATION_ERROR, f"step data has unknown field(s) {unknown}; send {{\"action\": \"<model text>\"}} "
                                           "and optionally \"step_index\" (0-based, for retries)", 422)
     action = data.get("action")
+    if isinstance(action, (bool, int, float, list, dict)):
+        # verifiers' openenv taskset sends a reply that is itself JSON (a bare `338350`) decoded:
+        # the model wrote that text, so it is stepped as its JSON text, not refused.
+        action = json.dumps(action, ensure_ascii=False)
     if not isinstance(action, str):
         got = "nothing" if action is None else type(action).__name__
         raise WireError(VALIDATION_ERROR, f"step data needs 'action', the model's raw output text (a string); got {got}", 422)
