@@ -178,3 +178,41 @@ def test_unmodified_openenv_client_plays_ground_truth_to_1(gw, bfcl_suite, clien
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["done"] is True and got["reward"] == 1.0 and got["signals"]["valid"] is True
+
+
+def test_a_long_tool_call_never_blocks_the_event_loop(bfcl_suite):
+    """A tool call runs off the event loop: while one socket's step sleeps 8 s in the sandbox, another
+    socket's WebSocket pings (openenv 0.10 pings every 20 s with a 20 s timeout) and /health answer at once."""
+    import threading
+
+    srv = start_server(ServerConfig(host="127.0.0.1", port=0, http_port=0, max_sessions=4, tool_wall_s=9.0), suite=bfcl_suite)
+    try:
+        slow = '<tool_call>{"name": "python", "arguments": {"code": "import time; time.sleep(8); print(42)"}}</tool_call>'
+        out: dict = {}
+        with _ws(srv) as a, _ws(srv) as b:
+            assert _rpc(a, "reset", {"task_id": "toolgym_python_0", "template": "hermes"})["type"] == "observation"
+
+            def step() -> None:
+                t = time.monotonic()
+                out["reply"] = _rpc(a, "step", {"action": slow})
+                out["s"] = time.monotonic() - t
+
+            th = threading.Thread(target=step)
+            th.start()
+            time.sleep(1.0)  # the call is running in the sandbox now
+            pongs, health = [], []
+            for _ in range(5):
+                t = time.monotonic()
+                b.ping().wait(timeout=5)
+                pongs.append(time.monotonic() - t)
+                t = time.monotonic()
+                assert _get(srv, "/health") == {"status": "healthy"}
+                health.append(time.monotonic() - t)
+                time.sleep(0.5)
+            th.join(timeout=60)
+        assert out["s"] >= 7.5 and "42" in out["reply"]["data"]["observation"]["text"]  # the call really ran 8 s
+        # A blocked loop would hold each answer until the 8 s call ends (>= 6 s after the first); the bound
+        # is half that, a behavioural check with room for a loaded CI machine, not a speed target.
+        assert max(pongs) < 3.0 and max(health) < 3.0, (pongs, health)
+    finally:
+        srv.stop(0)
