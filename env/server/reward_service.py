@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Iterator
 
 import grpc
@@ -86,7 +88,53 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
         return reward_pb2.ScoreBatchResponse(results=[self._score_item(it) for it in request.items])
 
     def ScoreStream(self, request_iterator: Iterator[reward_pb2.ScoreRequest], context: grpc.ServicerContext) -> Iterator[reward_pb2.ScoreResponse]:
-        for req in request_iterator:
-            if not context.is_active():
+        """Pipelined: a reader thread receives requests (up to ``_STREAM_WINDOW`` ahead) while this
+        one scores and sends, so receiving the next request overlaps scoring and sending this one.
+        Responses keep the request order; a failed item is an in-band error, as in ScoreBatch."""
+        window: queue.Queue = queue.Queue(maxsize=_STREAM_WINDOW)
+        stop = threading.Event()
+
+        def put(x: object) -> bool:
+            while not stop.is_set():
+                try:
+                    window.put(x, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for req in request_iterator:
+                    if not put(req):
+                        return
+            except Exception as e:  # the client went away or cancelled: the stream ends
+                put(_StreamEnd(e))
                 return
-            yield self._score_item(req)
+            put(_StreamEnd(None))
+
+        reader = threading.Thread(target=read, name="score-stream-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                req = window.get()
+                if isinstance(req, _StreamEnd):
+                    if req.error is not None and context.is_active():
+                        raise req.error
+                    return
+                if not context.is_active():
+                    return
+                yield self._score_item(req)
+        finally:
+            stop.set()
+
+
+#: ScoreStream requests received ahead of the one being scored.
+_STREAM_WINDOW = 64
+
+
+class _StreamEnd:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None):
+        self.error = error
