@@ -410,9 +410,10 @@ def main() -> int:
     t0 = time.perf_counter()
     from toolgym.env.parsers import parse
     from toolgym.env.reward.ast_match import match_calls
-    from toolgym.env.reward.engine import score_output, score_trajectory
+    from toolgym.env.reward.engine import score_trajectory
     from toolgym.env.reward.trajectory import StepRecord, Trajectory
-    from toolgym.env.server.convert import canonical, score_to_proto
+    from toolgym.env.cli.score_cmd import _light_canonical, _result_line, _score_line
+    from toolgym.env.server.convert import score_to_proto
     from toolgym.env.tasks.jsonl import task_from_bfcl_record
     t_import = time.perf_counter() - t0
 
@@ -426,8 +427,8 @@ def main() -> int:
     pairs = [(tasks[it["id"]], it["output"], it["template"]) for it in items]
     auto = [(t, o, None) for t, o, _ in pairs]
 
-    def full(x):  # the full reward as `toolgym score` writes it
-        return canonical(score_output(x[0], x[1], x[2]))
+    def full(x):  # the full reward as `toolgym score` writes it: parse, match, components, result line
+        return _score_line(x[0], {"output": x[1]}, x[2])
 
     # what BFCL's checker gets: the calls toolgym decoded from the same outputs (auto-detected)
     parsed = [parse(o, None) for _, o, _ in auto]
@@ -451,8 +452,7 @@ def main() -> int:
     cpu_parse = _cpu_loop(lambda x: parse(x[1], None), auto, args.repeat)
     cpu_match = _cpu_loop(lambda x: match_calls(x[1].calls, x[0].ground_truth, x[0].tools, language=x[0].language), ast_items, args.repeat)
     cpu_engine = _cpu_loop(lambda x: score_trajectory(x[0], x[1]), trajs, args.repeat)
-    cpu_ser = _cpu_loop(lambda r: json.dumps({k: getattr(canonical(r), k) for k in ("total", "components", "penalties", "valid", "feedback")},
-                                             ensure_ascii=False), results, args.repeat)
+    cpu_ser = _cpu_loop(lambda r: _result_line({}, _light_canonical(r)), results, args.repeat)
     cpu_proto = _cpu_loop(lambda r: score_to_proto(r).SerializeToString(), results, args.repeat)
 
     n = len(items)
@@ -468,7 +468,7 @@ def main() -> int:
           f"ratio vs BFCL {bfcl_us / us(cpu_declared):.2f}x")
     # match is timed over the ast outputs only and spread over all; components = engine on parsed input - match
     print(f"phases (µs/output over all outputs): parse {us(cpu_parse):.1f}  match {us(cpu_match):.1f}  "
-          f"components {us(cpu_engine - cpu_match):.1f}  serialise (canonical+JSON line) {us(cpu_ser):.1f}  (proto {us(cpu_proto):.1f})")
+          f"components {us(cpu_engine - cpu_match):.1f}  serialise (result line) {us(cpu_ser):.1f}  (proto {us(cpu_proto):.1f})")
     print(f"start-up in this process: imports {t_import:.2f} s, {len(tasks)} tasks from BFCL records {t_tasks:.2f} s")
 
     if not args.no_cli:
