@@ -177,6 +177,28 @@ async def grpc_stream(addr: str, sessions: int, steps: int) -> dict[str, float]:
     return _stats(lat, sessions * steps, wall)
 
 
+def bare_episode(steps: int) -> dict[str, float]:
+    """The same step on the bare Episode in this process (no transport): the floor the others add to."""
+    import gymnasium as gym
+
+    import toolgym.env  # noqa: F401  (registers toolgym/ToolUse-v0)
+
+    env = gym.make("toolgym/ToolUse-v0", template="hermes", max_steps=steps + 2)
+    try:
+        env.reset(options={"task_id": TASK})
+        env.step(ACTION)  # warm the worker
+        env.reset(options={"task_id": TASK})
+        lat = []
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            t = time.perf_counter()
+            env.step(ACTION)
+            lat.append(time.perf_counter() - t)
+        return _stats(lat, steps, time.perf_counter() - t0)
+    finally:
+        env.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=30, help="steps per session")
@@ -212,13 +234,16 @@ def main() -> int:
                 r = results[name][n] = asyncio.run(run(n))
                 print(f"{name:>12} {n:>3} sessions: p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  {r['steps_per_s']:8.1f} steps/s",
                       flush=True)
+        bare = bare_episode(args.steps)
+        print(f"bare Episode (in-process, 1 session): p50 {bare['p50_ms']:.2f} ms; per-step overhead at 1 session over it: "
+              + ", ".join(f"{k} +{results[k][counts[0]]['p50_ms'] - bare['p50_ms']:.2f} ms" for k in ("ws-gateway", "grpc-stream", "grpc-unary")))
         for n in counts:
             gw, st, un = (results[k][n]["steps_per_s"] for k in ("ws-gateway", "grpc-stream", "grpc-unary"))
             line = f"{n:>3} sessions: gateway / gRPC stream x{gw / st:.2f} (target >= 0.8 at 64), gateway / gRPC unary x{gw / un:.2f}"
             if echo:
                 line += f", toolgym real step (best transport) / OpenEnv echo x{max(gw, st, un) / results['openenv-echo'][n]['steps_per_s']:.2f}"
             print(line)
-        print(json.dumps({k: {str(n): v for n, v in r.items()} for k, r in results.items()}))
+        print(json.dumps({"bare-episode": bare, **{k: {str(n): v for n, v in r.items()} for k, r in results.items()}}))
     finally:
         for p in procs:
             p.terminate()

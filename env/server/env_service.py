@@ -153,6 +153,16 @@ class EnvServicer(env_pb2_grpc.EnvServiceServicer):
     def sessions(self) -> SessionManager:
         return self._sessions
 
+    @property
+    def suite(self) -> Suite:
+        """The task suite this service serves (read-only use: the gateway's MCP tools/list)."""
+        return self._suite
+
+    @property
+    def config(self) -> Any:
+        """The ServerConfig it was built from (the dashboard shows its safe fields)."""
+        return self._cfg
+
     def _episode_for(self, spec: SessionSpec) -> Episode:
         """A fresh episode for a stored spec (a new session, or a restore replaying its log)."""
         # A stored spec keeps an inline task's own id beside its JSON; the JSON is the task (the both-set

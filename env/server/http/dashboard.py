@@ -37,7 +37,7 @@ def add_dashboard_routes(app: FastAPI, gateway: Gateway) -> Board:
     """Add the dashboard and /metrics to the gateway's app; returns the board (tests read it)."""
     env = gateway.env
     # The EnvServicer keeps the ServerConfig it was built from; only safe_config's fields leave the process.
-    cfg = getattr(env, "_cfg", None)
+    cfg = getattr(env, "config", None)
     board = Board(env, max_sessions=gateway.limits.max_sessions, name=gateway.name, version=gateway.version,
                   config=safe_config(cfg, auth=getattr(gateway, "_auth", None) is not None))
     registry = registry_for(board)

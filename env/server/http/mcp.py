@@ -85,7 +85,7 @@ class McpServer:
         Recomputed from the task (held-back tools of BFCL miss_func tasks join at their turn); a
         retrieval episode's offer depends on its searches, so it lists what its reset offered."""
         opts = st.spec.options
-        suite = getattr(self.gw.env, "_suite", None)  # EnvServicer keeps its suite private; read-only use
+        suite = getattr(self.gw.env, "suite", None)
         if suite is None or opts.get("retrieval", "none") != "none" or opts.get("tool_pool", "task") != "task":
             return self.reset_tools.get(sid, [])
         try:
