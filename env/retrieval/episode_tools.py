@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from toolgym.env.retrieval.base import Retriever
-from toolgym.env.retrieval.catalogue import Catalogue, tool_id
+from toolgym.env.retrieval.catalogue import Catalogue
 from toolgym.env.retrieval.pairs import examples_from_tasks
 from toolgym.env.types import Task, ToolSpec
 

@@ -13,7 +13,7 @@ URL fragment (``/#token=...``: a fragment never reaches the server or its logs).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -24,8 +24,6 @@ from toolgym.env.server.http.dashboard_metrics import CONTENT_TYPE, registry_for
 from toolgym.env.server.http.wire import WireError
 from toolgym.env.sessions.errors import StoreUnavailable
 
-if TYPE_CHECKING:
-    from toolgym.env.server.http.gateway import Gateway
 
 STATIC = Path(__file__).parent / "static"
 _FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
@@ -33,7 +31,7 @@ _FILES = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "te
 _CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'"
 
 
-def add_dashboard_routes(app: FastAPI, gateway: Gateway) -> Board:
+def add_dashboard_routes(app: FastAPI, gateway: Any) -> Board:  # gateway: the Gateway (no import: it imports us)
     """Add the dashboard and /metrics to the gateway's app; returns the board (tests read it)."""
     env = gateway.env
     # The EnvServicer keeps the ServerConfig it was built from; only safe_config's fields leave the process.

@@ -31,7 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from toolgym.env.server.errors import RequestError
 from toolgym.env.server.retrieval_rpc import retrieve_tools
 from toolgym.env.server.http import wire
-from toolgym.env.server.http.limits import BodyLimit, ClientLimiter, error_response, http_error, parse_json
+from toolgym.env.server.http.limits import BodyLimit, ClientLimiter, error_response, http_error
+from toolgym.env.server.http.wire import parse_json
 from toolgym.env.server.http.mcp import add_mcp_routes
 from toolgym.env.server.http.wire import WireError
 from toolgym.v1 import env_pb2

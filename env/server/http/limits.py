@@ -20,7 +20,7 @@ limit — a client cannot make the gateway buffer more than the limit (the rest 
 ``/mcp`` gets the refusal as a JSON-RPC error, every other route as OpenEnv's ``{"type": "error", ...}``.
 
 Input checks the gateway's fuzz (tests/hardening/test_hardening_fuzz_gateway.py) asked for:
-:func:`parse_json` turns every way a body or frame can fail to be usable JSON — syntax, nesting past
+:func:`~toolgym.env.server.http.wire.parse_json` turns every way a body or frame can fail to be usable JSON — syntax, nesting past
 the parser's recursion limit, integers longer than Python converts, lone UTF-16 surrogate escapes
 (``"\ud800"``: valid JSON, not Unicode text, unencodable downstream) — into an error reply instead
 of a 500 or a dropped socket; :func:`error_response` writes error bodies as ASCII JSON (whatever an
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -44,6 +43,8 @@ from starlette.responses import Response
 
 from toolgym.env.server.http import wire
 from toolgym.env.server.http.wire import WireError
+
+JSONRPC_INVALID_REQUEST = -32600  # JSON-RPC 2.0's "Invalid Request", what /mcp answers an oversize body with
 
 _BUCKETS_KEPT = 10_000  # per-client buckets remembered; full (idle) ones are forgotten beyond this
 
@@ -129,26 +130,6 @@ class ClientLimiter:
 
 
 # ---------------------------------------------------------------------------- input checks, error bodies
-def parse_json(raw: str | bytes, what: str = "request body") -> Any:
-    """``json.loads`` that fails only with a WireError the client can act on (module docstring)."""
-    try:
-        doc = json.loads(raw)
-    except RecursionError:
-        raise WireError(wire.INVALID_JSON, f"{what} nests JSON deeper than this server parses (about "
-                        f"{sys.getrecursionlimit()} levels): flatten it", 400) from None
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, "Exceeds the limit (4300 digits)..."
-        raise WireError(wire.INVALID_JSON, f"Invalid JSON: {what} is not JSON ({e})", 400) from None
-    try:
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise WireError(wire.VALIDATION_ERROR, f"{what} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without "
-                        "its pair), which is not Unicode text: replace it (e.g. decode model output with "
-                        "errors='replace') before sending", 422) from None
-    except (ValueError, RecursionError):
-        raise WireError(wire.INVALID_JSON, f"{what} nests JSON deeper than this server handles: flatten it", 400) from None
-    return doc
-
-
 def error_response(e: WireError) -> Response:
     """OpenEnv's error body for ``e`` (ASCII JSON: always encodable), with ``Retry-After`` when it says when."""
     return Response(json.dumps({"type": "error", "data": e.data()}), status_code=e.http_status,
@@ -227,9 +208,7 @@ class BodyLimit:
         message = (f"{what}; send a smaller body (the limit is twice --max-output-chars, at least 64 KiB), or raise "
                    "--max-output-chars")
         if scope.get("path") in self.jsonrpc_paths:
-            from toolgym.env.server.http import mcp_wire as mw
-
-            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": {"code": mw.INVALID_REQUEST, "message": message}}
+            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": None, "error": {"code": JSONRPC_INVALID_REQUEST, "message": message}}
         else:
             payload = {"type": "error", "data": {"message": message, "code": wire.VALIDATION_ERROR, "max_bytes": self.max_bytes}}
         raw = json.dumps(payload).encode()

@@ -72,10 +72,9 @@ def error_response(msg_id: Any, e: RpcError) -> dict[str, Any]:
 
 
 def parse_message(raw: str | bytes) -> Any:
-    from toolgym.env.server.http.limits import parse_json  # deep nesting, huge integers, lone surrogates: an error, not a 500
 
     try:
-        return parse_json(raw, "the body")
+        return wire.parse_json(raw, "the body")  # deep nesting, huge integers, lone surrogates: an error, not a 500
     except WireError as e:
         raise RpcError(PARSE_ERROR if e.code == wire.INVALID_JSON else INVALID_REQUEST,
                        f"Parse error: {e.message}; send one JSON-RPC 2.0 object "

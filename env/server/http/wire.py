@@ -20,6 +20,7 @@ The gateway speaks what OpenEnv clients send (openenv-core 0.3.x ``GenericEnvCli
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import grpc
@@ -67,6 +68,26 @@ def from_request_error(e: RequestError) -> WireError:
 
 
 # ---------------------------------------------------------------------------------------- requests
+def parse_json(raw: str | bytes, what: str = "request body") -> Any:
+    """``json.loads`` that fails only with a WireError the client can act on (module docstring)."""
+    try:
+        doc = json.loads(raw)
+    except RecursionError:
+        raise WireError(INVALID_JSON, f"{what} nests JSON deeper than this server parses (about "
+                        f"{sys.getrecursionlimit()} levels): flatten it", 400) from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, "Exceeds the limit (4300 digits)..."
+        raise WireError(INVALID_JSON, f"Invalid JSON: {what} is not JSON ({e})", 400) from None
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise WireError(VALIDATION_ERROR, f"{what} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without "
+                        "its pair), which is not Unicode text: replace it (e.g. decode model output with "
+                        "errors='replace') before sending", 422) from None
+    except (ValueError, RecursionError):
+        raise WireError(INVALID_JSON, f"{what} nests JSON deeper than this server handles: flatten it", 400) from None
+    return doc
+
+
 _RESET_FIELDS = sorted(f.name for f in env_pb2.ResetRequest.DESCRIPTOR.fields)
 
 
