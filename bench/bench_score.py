@@ -57,6 +57,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_reward_server(wait_s: float = 90.0) -> tuple[subprocess.Popen, int, ToolgymClient]:
+    """A RewardService-only ``toolgym serve`` in its own process (as in production), once it answers health."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "toolgym.env.cli.main", "--log-level", "WARNING", "serve", "--port", str(port), "--no-env"],
+                            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    client = ToolgymClient(f"127.0.0.1:{port}", timeout=600)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client.health(timeout=1)
+            return proc, port, client
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.terminate()
+                raise SystemExit("server did not start")
+            time.sleep(0.2)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=20_000)
@@ -77,20 +95,8 @@ def main() -> int:
     local_s = time.perf_counter() - t0
     local_rate = len(items) / local_s
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "toolgym.env.cli.main", "--log-level", "WARNING", "serve", "--port", str(port), "--no-env"],
-                            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, port, client = start_reward_server()
     try:
-        client = ToolgymClient(f"127.0.0.1:{port}", timeout=600)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.health(timeout=1)
-                break
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.2)
         reqs = [{"task_id": tid, "output": out, "template": "hermes"} for tid, out in items]
         client.score_batch(reqs[:500])
         chunks = [reqs[i:i + args.batch] for i in range(0, len(reqs), args.batch)]

@@ -503,26 +503,11 @@ def main() -> int:
 
 def grpc_lines(items: list[dict], records: list[dict], used: set[str]) -> None:
     """ScoreBatch vs ScoreStream from one client against a server in its own process (wall time)."""
-    import socket
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_score import start_reward_server
 
-    from toolgym.env.client import ToolgymClient
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "toolgym.env.cli.main", "--log-level", "WARNING", "serve", "--port", str(port), "--no-env"],
-                            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc, _, client = start_reward_server()
     try:
-        client = ToolgymClient(f"127.0.0.1:{port}", timeout=600)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                client.health(timeout=1)
-                break
-            except Exception:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("server did not start")
-                time.sleep(0.2)
         reqs = [{"task_id": it["id"], "output": it["output"]} for it in items]
         client.score_batch(reqs[:300])
         list(client.score_stream(reqs[:300]))

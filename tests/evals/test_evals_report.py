@@ -3,13 +3,12 @@
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
+from png_pixels import png_pixels
 
 from toolgym.evals.kagentbench import score
 from toolgym.evals.report import compare, render_html, render_markdown, write_report
@@ -26,16 +25,7 @@ def _chromium():
     pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
 
 
-def _png_pixels(path: Path) -> bytes:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    return zlib.decompress(idat)
+
 
 
 def _kagent_run(items, preds, name, strict=False):
@@ -70,7 +60,7 @@ def test_html_report_renders_in_chromium(tmp_path, items, preds):
     # self-contained: no scripts, no external stylesheets, images or fonts
     assert "<script" not in html and "<link" not in html and 'src="http' not in html and "url(" not in html
     png, dom = _render(paths["html"], tmp_path, chromium)
-    px = _png_pixels(png)
+    px = png_pixels(png)
     assert len(px) > 100_000
     non_white = sum(1 for b in px[::7] if b < 0xF0) / len(px[::7])
     assert non_white > 0.01, "screenshot looks blank"

@@ -11,16 +11,15 @@ import contextlib
 import json
 import os
 import shutil
-import struct
 import subprocess
 import time
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from png_pixels import png_pixels
 import websockets.sync.client as wsc
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -182,16 +181,7 @@ def test_page_is_self_contained():
     assert "innerHTML" not in js  # episode text (model output) goes in as text, never markup
 
 
-def _png_pixels(path: Path) -> bytes:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-    return zlib.decompress(idat)
+
 
 
 def test_page_renders_in_chromium(srv, bfcl_suite, tmp_path):
@@ -201,7 +191,7 @@ def test_page_renders_in_chromium(srv, bfcl_suite, tmp_path):
     png = tmp_path / "dashboard.png"
     common = [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", "--virtual-time-budget=3000"]
     subprocess.run([chromium, *common, f"--screenshot={png}", srv.http.url + "/"], capture_output=True, timeout=120, check=True)
-    px = _png_pixels(png)
+    px = png_pixels(png)
     assert png.stat().st_size > 20_000 and len(px) > 1_000_000
     non_white = sum(1 for b in px[::7] if b < 0xF0) / len(px[::7])
     assert non_white > 0.05, "screenshot looks blank"
