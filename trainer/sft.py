@@ -178,6 +178,12 @@ def train_sft(
     log.info("SFT data: %s", json.dumps(report))
     metrics = metrics or MetricsLog(metrics_path(cfg))
     metrics.write("sft", 0, {"sft/examples": len(rows)}, **{"sft/types": report["mixed_types"]})
+    own_template = tokenizer.chat_template
+    if cfg.sft.assistant_only_loss:
+        from toolgym.trainer.chat_templates import training_template
+
+        # Only while SFT tokenizes and trains: the saved model keeps the template it is prompted with.
+        tokenizer.chat_template = training_template(tokenizer) or own_template
     trainer = _sft_trainer_class()(
         model=model,
         args=_sft_args(cfg, out, sequential=cfg.sft.use_online_continual),
@@ -189,6 +195,7 @@ def train_sft(
     impl = cfg.sft.loss_impl
     trainer.plain_loss = impl == "plain" or (impl == "auto" and not cuda_available())
     trainer.train()
+    tokenizer.chat_template = own_template
     final = out / "final"
     save_final_model(trainer.model, tokenizer, final)
     (out / "sft_report.json").write_text(json.dumps(report, indent=2))

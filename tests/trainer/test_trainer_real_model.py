@@ -147,3 +147,35 @@ def test_grpo_two_steps_lora_saves_and_reloads(no_network, tmp_path):
         a, b = reloaded(ids).logits, merged(ids).logits
     assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
     assert no_network == []
+
+
+def test_sft_two_steps_on_the_real_model_with_assistant_only_loss(no_network, tmp_path):
+    """SmolLM2's ChatML template has no {% generation %} markers and TRL has no patch for it: SFT trains with
+    an equivalent marked template (assistant tokens and <|im_end|> in the loss, prompts rendered the same) and the
+    saved model keeps its own template."""
+    from transformers import AutoTokenizer
+
+    from toolgym.trainer.chat_templates import CHATML_TRAINING_TEMPLATE, training_template
+    from toolgym.trainer.config_load import config_from_dict
+    from toolgym.trainer.models import local_model_path
+    from toolgym.trainer.sft import train_sft
+
+    tok = AutoTokenizer.from_pretrained(local_model_path(ALIAS))
+    own = tok.chat_template
+    assert training_template(tok) == CHATML_TRAINING_TEMPLATE
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A b c"}]
+    enc = tok.apply_chat_template(msgs, chat_template=CHATML_TRAINING_TEMPLATE, return_dict=True, return_assistant_tokens_mask=True)
+    trained = tok.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m])
+    assert trained == "A b c<|im_end|>"  # the answer and its stop token, nothing of the prompt
+
+    cfg = config_from_dict({
+        "output_dir": str(tmp_path),
+        "model": {"name_or_path": ALIAS, "use_peft": True, "lora_r": 4, "lora_alpha": 8,
+                  "lora_target_modules": ["q_proj", "v_proj"]},
+        "data": {"categories": ["simple_python"], "max_tasks": 8, "heldout_tasks": 2, "max_prompt_tokens": 400,
+                 "templates": ["hermes"], "template_diversity": False},
+        "sft": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 512, "logging_steps": 1},
+    })
+    final = Path(train_sft(cfg))
+    assert AutoTokenizer.from_pretrained(str(final)).chat_template == own
+    assert no_network == []
