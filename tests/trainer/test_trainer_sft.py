@@ -50,3 +50,39 @@ def test_train_sft_full_and_lora(tiny_model_dir, tmp_path):
     final_lora = train_sft(cfg, tasks=tasks)
     model = AutoModelForCausalLM.from_pretrained(final_lora)  # merged: loads like a plain checkpoint
     assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_plain_loss_logits_at_labelled_positions_only_give_the_same_loss(tiny_model_dir):
+    """The CPU loss takes logits only where a row has a label (logits_to_keep): same loss and gradients
+    as from full logits, without the prompt positions' logits."""
+    import pytest
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from toolgym.trainer.sft import _loss_logits
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.randint(3, model.config.vocab_size, (3, 40))
+    labels = torch.full_like(ids, -100)
+    labels[0, 30:36] = ids[0, 30:36]
+    labels[1, 25:40] = ids[1, 25:40]
+    labels[2, 33:38] = ids[2, 33:38]
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+    def loss_and_grad(fn):
+        model.zero_grad()
+        logits, tgt, mask = fn()
+        lp = logits.log_softmax(-1).gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+        loss = -lp.sum() / mask.sum()
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None], logits.shape[1]
+
+    def full():
+        out = model(input_ids=ids, attention_mask=inputs["attention_mask"]).logits[:, :-1].float()
+        return out, labels[:, 1:], labels[:, 1:] != -100
+
+    a, ga, n_kept = loss_and_grad(lambda: _loss_logits(model, inputs))
+    b, gb, n_full = loss_and_grad(full)
+    assert n_kept == 15 < n_full == 39  # positions 24..38: where some row has a label
+    assert a == pytest.approx(b, rel=1e-6) and all(torch.allclose(x, y, atol=1e-6) for x, y in zip(ga, gb))
