@@ -88,7 +88,7 @@ class Gateway:
 
     async def step(self, sid: str, data: Any, owner: str) -> dict[str, Any]:
         reply = await self._call(self.env.step_reply, wire.step_request(sid, data), owner, owner=owner)
-        return wire.step_payload_from_reply(sid, reply)
+        return wire.step_payload(sid, reply)
 
     async def close(self, sid: str, owner: str) -> bool:
         try:
@@ -127,10 +127,7 @@ class Gateway:
         app.add_exception_handler(StarletteHTTPException, http_error)  # 404/405 in the same shape
 
         async def body(request: Request) -> Any:
-            raw = await request.body()
-            if len(raw) > self.limits.max_frame_chars:
-                raise WireError(wire.VALIDATION_ERROR, f"request body of {len(raw)} bytes is over the limit of "
-                                f"{self.limits.max_frame_chars}", 413)
+            raw = await request.body()  # BodyLimit has already answered 413 for a body over the limit
             if not raw.strip():
                 return {}
             return parse_json(raw, "request body")

@@ -261,10 +261,7 @@ def add_mcp_routes(app: FastAPI, gateway: Any) -> McpServer:
             owner = gateway.owner(request.headers, peer(request))
         except WireError as e:
             return reply(mw.error_response(None, mw.from_wire_error(e)), 401)
-        raw = await request.body()
-        if len(raw) > gateway.limits.max_frame_chars:
-            e = RpcError(mw.INVALID_REQUEST, f"request body of {len(raw)} bytes is over the limit of {gateway.limits.max_frame_chars}")
-            return reply(mw.error_response(None, e), 413)
+        raw = await request.body()  # BodyLimit has already answered 413 (as JSON-RPC) for a body over the limit
         try:
             msg = mw.parse_message(raw)
         except RpcError as e:

@@ -169,20 +169,8 @@ def reset_payload(resp: env_pb2.ResetResponse) -> dict[str, Any]:
     return _payload(resp.observation, None, False, meta, None)
 
 
-def step_payload(session_id: str, resp: env_pb2.StepResponse) -> dict[str, Any]:
-    info = json.loads(resp.info_json or "{}")
-    signals = None
-    if resp.HasField("score"):
-        s = resp.score
-        signals = {"total": s.total, **{k: v for k, v in s.components.items()},
-                   "components": dict(s.components), "penalties": dict(s.penalties), "valid": s.valid, "feedback": s.feedback}
-    meta = {"session_id": session_id, "episode_id": session_id, "step_index": resp.step_index,
-            "step_count": resp.step_index + 1, "terminated": resp.terminated, "truncated": resp.truncated, "info": info}
-    return _payload(resp.observation, resp.reward, resp.terminated or resp.truncated, meta, signals)
-
-
-def step_payload_from_reply(session_id: str, reply: dict[str, Any]) -> dict[str, Any]:
-    """:func:`step_payload` from the session layer's reply dict (what ``EnvServicer.step_reply`` returns)."""
+def step_payload(session_id: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """A step's observation payload from the session layer's reply dict (what ``EnvServicer.step_reply`` returns)."""
     score = reply.get("score")
     signals = None
     if score is not None:
