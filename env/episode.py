@@ -227,8 +227,7 @@ class Episode:
         parsed = parse(action, self.template, self._retr.parse_specs(held) if self._retr is not None else offered)
         # search_tools is the env's own meta-tool: answered here, in order, and not a scored call.
         searching = self._retr is not None and self._retr.mode == "search"
-        found = {i: self._retr.search(c, held) for i, c in enumerate(parsed.calls)
-                 if searching and c.name == SEARCH_TOOL} if searching else {}
+        found = {i: self._retr.search(c, held) for i, c in enumerate(parsed.calls) if c.name == SEARCH_TOOL} if searching else {}
         scored = replace(parsed, calls=tuple(c for i, c in enumerate(parsed.calls) if i not in found)) if found else parsed
         outcomes = self._execute(scored.calls, offered) if scored.calls else ()
         offered_names = frozenset(t.name for t in offered)

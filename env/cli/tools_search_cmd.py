@@ -61,18 +61,9 @@ def _search(args: argparse.Namespace, catalogue: Any) -> list[dict[str, Any]]:
     if args.k < 1:
         raise ValueError(f"-k must be >= 1, got {args.k}")
     retriever = build_retriever(args.retriever, catalogue, model_dir=args.model)
-    depth = args.k if args.all_variants else min(len(catalogue), args.k * 4 + 10)  # room for same-name variants
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, score in retriever.retrieve_indices(args.query, depth):
-        e = catalogue[i]
-        if not args.all_variants and e.name in seen:
-            continue
-        seen.add(e.name)
-        out.append({"name": e.name, "id": e.id, "score": round(score, 6), "description": e.spec.description})
-        if len(out) == args.k:
-            break
-    return out
+    hits = retriever.retrieve_indices(args.query, args.k) if args.all_variants else retriever.best_per_name(args.query, args.k)
+    return [{"name": catalogue[i].name, "id": catalogue[i].id, "score": round(score, 6), "description": catalogue[i].spec.description}
+            for i, score in hits]
 
 
 def run(args: argparse.Namespace) -> int:

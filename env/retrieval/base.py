@@ -8,7 +8,7 @@ and the batch paths use, to skip id lookups).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,6 +45,27 @@ class Retriever(ABC):
         query, k = check_query(query, k)
         idx, sc = self.scores_batch([query], min(k, len(self.catalogue)))[0]
         return [(int(i), float(s)) for i, s in zip(idx, sc)]
+
+    def best_per_name(self, query: str, k: int, keep: Callable[[str], bool] | None = None) -> list[tuple[int, float]]:
+        """The best-ranked entry of each tool name, best first, at most ``k`` names (and only names
+        ``keep`` accepts): what a caller shows, where same-name variants would repeat a tool. A
+        small accepted set in a large catalogue may need the whole ranking to fill ``k``."""
+        n = len(self.catalogue)
+        depth = min(n, k * 4 + 10)  # room for same-name variants
+        while True:
+            out: list[tuple[int, float]] = []
+            names: set[str] = set()
+            for i, score in self.retrieve_indices(query, depth):
+                name = self.catalogue[i].name
+                if name in names or (keep is not None and not keep(name)):
+                    continue
+                names.add(name)
+                out.append((i, score))
+                if len(out) == k:
+                    return out
+            if depth >= n:
+                return out
+            depth = n
 
     def retrieve(self, query: str, k: int = 10) -> list[tuple[str, float]]:
         return [(self.catalogue[i].id, s) for i, s in self.retrieve_indices(query, k)]

@@ -153,6 +153,10 @@ class Catalogue:
     def __getitem__(self, index: int) -> CatalogueEntry:
         return self.entries[index]
 
+    def __contains__(self, tool: object) -> bool:
+        """Whether an entry has this id (names: see :meth:`get`)."""
+        return tool in self._by_id
+
     def index_of(self, tool: str) -> int:
         return self._by_id[tool]
 

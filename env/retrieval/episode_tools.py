@@ -117,24 +117,11 @@ class ToolSearch:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SEARCH_K:
             return False, f"search_tools: 'k' must be an integer from 1 to {MAX_SEARCH_K}, got {k!r}"
         cat = self.retriever.catalogue
-        out: list[dict[str, object]] = []
-        names: set[str] = set()
         allowed = frozenset(self.specs) if self.specs is not None else self.allowed
-        depth = min(len(cat), k * 4 + 10)
-        while True:  # a small pool in a large catalogue may need the whole ranking to fill k
-            out, names = [], set()
-            for i, _ in self.retriever.retrieve_indices(query, depth):
-                e = cat[i]
-                if e.name in names or e.name in exclude or (allowed is not None and e.name not in allowed):
-                    continue
-                names.add(e.name)
-                out.append((self.specs[e.name] if self.specs is not None else e.spec).to_dict())
-                if len(out) == k:
-                    break
-            if len(out) == k or depth >= len(cat):
-                break
-            depth = len(cat)
-        self.seen |= names
+        hits = [cat[i] for i, _ in self.retriever.best_per_name(
+            query, k, keep=lambda n: n not in exclude and (allowed is None or n in allowed))]
+        self.seen |= {e.name for e in hits}
+        out = [(self.specs[e.name] if self.specs is not None else e.spec).to_dict() for e in hits]
         return True, json.dumps(out, ensure_ascii=False)
 
 

@@ -54,8 +54,7 @@ class RetrievalSource:
         """The catalogue, extended by ``task``'s own tools where it has some the catalogue lacks
         (an inline task): a search must be able to find every tool the task needs."""
         cat = self.catalogue
-        ids = {e.id for e in cat}
-        missing = [t for t in task.tools if tool_id(t) not in ids]
+        missing = [t for t in task.tools if tool_id(t) not in cat]
         if not missing:
             return cat
         with self._lock:
@@ -63,7 +62,7 @@ class RetrievalSource:
             ext = self._extended.get(key)
             if ext is None:
                 new = Catalogue.from_tasks([task])
-                ext = self._extended[key] = Catalogue(list(cat) + [e for e in new if e.id not in ids])
+                ext = self._extended[key] = Catalogue(list(cat) + [e for e in new if e.id not in cat])
                 while len(self._extended) > _EXTENDED_KEEP:
                     self._extended.popitem(last=False)
             else:

@@ -59,16 +59,7 @@ def retrieve_tools(source: RetrievalSource, req: env_pb2.RetrieveToolsRequest) -
     warm_retriever(source, req.retriever)
     retriever = source.retriever(req.retriever)
     cat = retriever.catalogue
-    tools: list[env_pb2.RetrievedTool] = []
-    names: set[str] = set()
-    # One entry per name (the catalogue may hold several variants of a name): the best-ranked one.
-    for i, score in retriever.retrieve_indices(req.query, min(len(cat), k * 3 + 10)):
-        e = cat[i]
-        if e.name in names:
-            continue
-        names.add(e.name)
-        tools.append(env_pb2.RetrievedTool(name=e.name, id=e.id, score=float(score),
-                                           spec_json=json.dumps(e.spec.to_dict(), ensure_ascii=False)))
-        if len(tools) == k:
-            break
+    tools = [env_pb2.RetrievedTool(name=cat[i].name, id=cat[i].id, score=float(score),
+                                   spec_json=json.dumps(cat[i].spec.to_dict(), ensure_ascii=False))
+             for i, score in retriever.best_per_name(req.query, k)]  # one entry per name: its best-ranked variant
     return env_pb2.RetrieveToolsResponse(tools=tools, retriever=req.retriever or "bm25", catalogue_size=len(cat))

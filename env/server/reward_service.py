@@ -11,13 +11,15 @@ import grpc
 from toolgym.env.parsers import TEMPLATES
 from toolgym.env.reward.config import RewardConfig
 from toolgym.env.reward.engine import ScoringError, score_output
+from toolgym.env.reward.trajectory import ScoreResult
 from toolgym.env.server.convert import reward_config_from_proto, score_to_proto
 from toolgym.env.server.errors import RequestError, code_number, exhausted, invalid, precondition, rpc_errors
 from toolgym.env.server.resolve import resolve_task
 from toolgym.env.server.retrieval_rpc import retrieval_options, warm_retriever
-from toolgym.env.retrieval.episode_retrieval import RETRIEVAL_DEFAULTS, EpisodeRetrieval, score_retrieval_output
+from toolgym.env.retrieval.episode_retrieval import EpisodeRetrieval, score_retrieval_output
 from toolgym.env.retrieval.source import RetrievalSource
 from toolgym.env.tasks.suite import Suite
+from toolgym.env.types import Task
 from toolgym.v1 import reward_pb2, reward_pb2_grpc
 
 
@@ -44,17 +46,17 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
             cfg = reward_config_from_proto(req.reward_config if req.HasField("reward_config") else None, self._config)
         except ValueError as e:
             raise invalid(f"reward_config: {e}") from None
-        retrieval = retrieval_options(req.retrieval if req.HasField("retrieval") else None)
         try:
-            if retrieval == RETRIEVAL_DEFAULTS:
-                result = score_output(task, req.output, req.template or None, cfg)
+            if req.HasField("retrieval"):
+                result = self._score_retrieval(task, req, cfg)
             else:
-                result = self._score_retrieval(task, req, cfg, retrieval)
+                result = score_output(task, req.output, req.template or None, cfg)
         except ScoringError as e:
             raise precondition(str(e)) from None
         return reward_pb2.ScoreResponse(result=score_to_proto(result), request_id=req.request_id)
 
-    def _score_retrieval(self, task, req: reward_pb2.ScoreRequest, cfg: RewardConfig, retrieval: dict):  # noqa: ANN001, ANN202
+    def _score_retrieval(self, task: Task, req: reward_pb2.ScoreRequest, cfg: RewardConfig) -> ScoreResult:
+        retrieval = retrieval_options(req.retrieval)
         if retrieval["retrieval"] == "search":
             raise invalid("retrieval mode 'search' feeds search results back to the model, so one output cannot be scored "
                           "that way: play it with EnvService Reset/Step, or score with 'none' / 'pre_retrieved'")
